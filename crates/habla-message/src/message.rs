@@ -1,0 +1,973 @@
+//! [`Message`]: a parsed SIP request or response that keeps the buffer it was
+//! received in, hands out slices of it, parses header values on first access
+//! and caches the result, and serialises untouched parts byte for byte.
+
+use crate::error::{Error, LimitKind, ParseError};
+use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameAddr, Via};
+use crate::scan::{is_token, parse_u32};
+use crate::{HeaderName, Method, SipStr, Uri};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Size limits applied while parsing (every one is configurable; the
+/// defaults suit a server facing the Internet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest whole message, in octets.
+    pub max_message_size: usize,
+    /// Largest header section (start line and headers), in octets.
+    pub max_header_size: usize,
+    /// Most header lines (folded continuation lines not counted).
+    pub max_headers: usize,
+    /// Largest body, in octets.
+    pub max_body_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 65_535,
+            max_header_size: 32 * 1024,
+            max_headers: 256,
+            max_body_size: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        // Positions are bounded by Limits (far below u32::MAX).
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+enum StartLine {
+    Request { method: Method, uri: Span },
+    Response { code: u16, reason: Span },
+}
+
+/// One header line. Spans point into the message's header section, or into
+/// `owned` for a header added or changed by an edit.
+#[derive(Debug, Clone)]
+struct Field {
+    name: HeaderName,
+    name_span: Span,
+    value: Span,
+    /// The whole line including its terminator and folds (original fields).
+    line: Span,
+    owned: Option<SipStr>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cache {
+    request_uri: OnceLock<Result<Uri, Error>>,
+    vias: OnceLock<Result<Vec<Via>, Error>>,
+    from: OnceLock<Result<NameAddr, Error>>,
+    to: OnceLock<Result<NameAddr, Error>>,
+    call_id: OnceLock<Result<SipStr, Error>>,
+    cseq: OnceLock<Result<CSeq, Error>>,
+    max_forwards: OnceLock<Result<Option<u32>, Error>>,
+    contacts: OnceLock<Result<Vec<Contact>, Error>>,
+    routes: OnceLock<Result<Vec<NameAddr>, Error>>,
+    record_routes: OnceLock<Result<Vec<NameAddr>, Error>>,
+    content_type: OnceLock<Result<Option<MediaType>, Error>>,
+}
+
+fn cached<'a, T>(
+    cell: &'a OnceLock<Result<T, Error>>,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<&'a T, Error> {
+    match cell.get_or_init(f) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// A SIP request or response (RFC 3261 §7).
+///
+/// Parsing ([`Message::parse`]) frames the message and splits its header
+/// lines without copying; typed header values are parsed on first access
+/// and cached. Edits (pushing a Via, removing a Route...) are recorded per
+/// header line, and [`Message::to_bytes`] writes untouched lines exactly as
+/// received.
+#[derive(Clone)]
+pub struct Message {
+    raw: Bytes,
+    head: SipStr,
+    start: StartLine,
+    start_line: Span,
+    start_error: Option<Error>,
+    version: Span,
+    fields: Vec<Field>,
+    body: Bytes,
+    body_error: Option<Error>,
+    edited: bool,
+    start_override: Option<SipStr>,
+    cache: Cache,
+}
+
+/// A header line as seen by [`Message::headers`].
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderRef<'a> {
+    /// The recognised name (`Other` for unknown ones).
+    pub name: HeaderName,
+    /// The name as written.
+    pub raw_name: &'a str,
+    /// The value as written (folds included, ends trimmed).
+    pub value: &'a str,
+}
+
+const SP: u8 = b' ';
+
+impl Message {
+    /// Parses one message from a datagram or a framed stream message, and
+    /// validates the headers every element relies on (RFC 3261 §8.1.1: Via,
+    /// From, To, Call-ID, CSeq, Max-Forwards, and the request line).
+    pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
+        Message::parse_with(buf, &Limits::default())
+    }
+
+    /// [`Message::parse`] with explicit limits.
+    pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        let m = Message::parse_lazy(buf, limits)?;
+        match m.validate() {
+            Ok(()) => Ok(m),
+            Err(e) => Err(ParseError::new(e, Some(m))),
+        }
+    }
+
+    /// Frames the message and splits its lines, parsing no header value:
+    /// every typed accessor then parses on first use and reports its own
+    /// errors. Use [`Message::validate`] to check the mandatory headers.
+    pub fn parse_lazy(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        let hard = |e| Err(ParseError::new(e, None));
+        if buf.len() > limits.max_message_size {
+            return hard(Error::Limit {
+                what: LimitKind::MessageSize,
+                limit: limits.max_message_size,
+            });
+        }
+        let data = &buf[..];
+        // RFC 3261 §7.5: CRLFs before the start line are ignored.
+        let mut pos = 0;
+        while let Some(b'\r' | b'\n') = data.get(pos) {
+            pos += 1;
+        }
+        if pos >= data.len() {
+            return hard(Error::Empty);
+        }
+        let msg_start = pos;
+
+        // Split the lines of the header section.
+        let mut fields: Vec<Field> = Vec::with_capacity(16);
+        let mut start_line = None;
+        let mut body_start = data.len();
+        let mut line_no = 0usize;
+        while pos < data.len() {
+            line_no += 1;
+            let (content_end, next) = match memchr::memchr(b'\n', &data[pos..]) {
+                Some(i) => {
+                    let nl = pos + i;
+                    let ce = if nl > pos && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+                    (ce, nl + 1)
+                }
+                None => (data.len(), data.len()),
+            };
+            if next - msg_start > limits.max_header_size {
+                return hard(Error::Limit {
+                    what: LimitKind::HeaderSize,
+                    limit: limits.max_header_size,
+                });
+            }
+            if content_end == pos {
+                body_start = next;
+                break;
+            }
+            let line = &data[pos..content_end];
+            if start_line.is_none() {
+                start_line = Some(Span::new(pos, next));
+            } else if matches!(line[0], SP | b'\t') {
+                // RFC 3261 §7.3.1 line folding: a continuation of the value.
+                match fields.last_mut() {
+                    Some(f) => {
+                        let end = trim_end_ws(data, pos, content_end);
+                        if end > pos {
+                            f.value.end = end as u32;
+                            if f.value.start > f.value.end {
+                                f.value.start = f.value.end;
+                            }
+                        }
+                        f.line.end = next as u32;
+                    }
+                    None => {
+                        return hard(Error::HeaderLine {
+                            line: line_no,
+                            reason: "continuation line before any header",
+                        })
+                    }
+                }
+            } else {
+                let colon = match memchr::memchr(b':', line) {
+                    Some(c) => pos + c,
+                    None => {
+                        return hard(Error::HeaderLine {
+                            line: line_no,
+                            reason: "no ':' after the header name",
+                        })
+                    }
+                };
+                let name_end = trim_end_ws(data, pos, colon);
+                let name = &data[pos..name_end];
+                if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+                    return hard(Error::HeaderLine {
+                        line: line_no,
+                        reason: "header name is not a token",
+                    });
+                }
+                if fields.len() >= limits.max_headers {
+                    return hard(Error::Limit {
+                        what: LimitKind::HeaderCount,
+                        limit: limits.max_headers,
+                    });
+                }
+                let mut vstart = colon + 1;
+                while vstart < content_end && matches!(data[vstart], SP | b'\t') {
+                    vstart += 1;
+                }
+                let vend = trim_end_ws(data, vstart, content_end);
+                fields.push(Field {
+                    // Names are ASCII tokens: from_utf8 cannot fail here.
+                    name: HeaderName::parse(std::str::from_utf8(name).unwrap_or("")),
+                    name_span: Span::new(pos, name_end),
+                    value: Span::new(vstart, vend),
+                    line: Span::new(pos, next),
+                    owned: None,
+                });
+            }
+            pos = next;
+        }
+        let head_end = body_start.min(data.len());
+        let head_end_lines = fields
+            .last()
+            .map(|f| f.line.end as usize)
+            .or(start_line.map(|s| s.end as usize))
+            .unwrap_or(head_end);
+        // Validate UTF-8 once; every later slice is then a `str`.
+        let head = match SipStr::from_utf8(buf.slice(..head_end_lines)) {
+            Ok(h) => h,
+            Err(_) => return hard(Error::NotUtf8),
+        };
+        let Some(start_line) = start_line else {
+            return hard(Error::Empty);
+        };
+        let (start, version, start_error) = match parse_start_line(&head, start_line) {
+            Ok(x) => x,
+            Err(e) => return hard(e),
+        };
+        let mut m = Message {
+            raw: Bytes::new(),
+            head,
+            start,
+            start_line,
+            start_error,
+            version,
+            fields,
+            body: Bytes::new(),
+            body_error: None,
+            edited: false,
+            start_override: None,
+            cache: Cache::default(),
+        };
+        // RFC 3261 §18.3: Content-Length frames the body; without it a
+        // datagram's body is the rest of the datagram.
+        let available = data.len().saturating_sub(body_start);
+        let body_len = match m.content_length() {
+            Ok(Some(n)) if n as usize > available => {
+                m.body_error = Some(Error::BodyTruncated {
+                    declared: n as usize,
+                    available,
+                });
+                0
+            }
+            Ok(Some(n)) => n as usize,
+            Ok(None) => available,
+            Err(e) => {
+                m.body_error = Some(e);
+                0
+            }
+        };
+        if body_len > limits.max_body_size {
+            return Err(ParseError::new(
+                Error::Limit {
+                    what: LimitKind::BodySize,
+                    limit: limits.max_body_size,
+                },
+                Some(m),
+            ));
+        }
+        let body_start = body_start.min(data.len());
+        m.body = buf.slice(body_start..body_start + body_len);
+        m.raw = buf.slice(msg_start..body_start + body_len);
+        if m.body_error.is_some() {
+            m.raw = buf.slice(msg_start..);
+        }
+        Ok(m)
+    }
+
+    /// Checks what every SIP element needs before acting on a message: a
+    /// supported version, a well-formed request line, the headers of RFC 3261
+    /// §8.1.1 (Max-Forwards optional for RFC 2543 peers), a CSeq method
+    /// equal to the request method, a body framed by Content-Length.
+    pub fn validate(&self) -> Result<(), Error> {
+        let version = self.version();
+        if !version.eq_ignore_ascii_case("SIP/2.0") {
+            return Err(Error::Version(version.to_owned()));
+        }
+        if let Some(e) = &self.start_error {
+            return Err(e.clone());
+        }
+        self.top_via()?;
+        self.from()?;
+        self.to()?;
+        self.call_id()?;
+        let cseq = self.cseq()?;
+        self.max_forwards()?;
+        if let Some(e) = &self.body_error {
+            return Err(e.clone());
+        }
+        if let StartLine::Request { method, .. } = &self.start {
+            if cseq.method != *method {
+                return Err(Error::CSeqMismatch {
+                    cseq: cseq.method.to_string(),
+                    method: method.to_string(),
+                });
+            }
+            if let Uri::Sip(u) = self.request_uri()? {
+                // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI.
+                if !u.headers().is_empty() {
+                    return Err(Error::RequestUriHeaders);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- start line -------------------------------------------------------
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method; for a response, `None` (see [`Message::cseq`]).
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response, as written.
+    pub fn reason(&self) -> Option<&str> {
+        match self.start {
+            StartLine::Response { reason, .. } => self.start_text().get(reason.range()),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The SIP version as written (`SIP/2.0`).
+    pub fn version(&self) -> &str {
+        self.start_text().get(self.version.range()).unwrap_or("")
+    }
+
+    /// The Request-URI as written.
+    pub fn request_uri_str(&self) -> Option<&str> {
+        match self.start {
+            StartLine::Request { uri, .. } => self.start_text().get(uri.range()),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The parsed Request-URI (an error for a response).
+    pub fn request_uri(&self) -> Result<&Uri, Error> {
+        cached(&self.cache.request_uri, || match self.start {
+            StartLine::Request { uri, .. } => {
+                Uri::parse_shared(&self.start_text().slice(uri.range()))
+            }
+            StartLine::Response { .. } => Err(Error::StartLine("a response has no Request-URI".into())),
+        })
+    }
+
+    // ----- typed headers ----------------------------------------------------
+
+    /// All Via values, top first, across every Via line.
+    pub fn vias(&self) -> Result<&[Via], Error> {
+        cached(&self.cache.vias, || {
+            self.list(HeaderName::Via, |v, out| parse_list(v, "Via", out, Via::parse))
+        })
+        .map(Vec::as_slice)
+    }
+
+    /// The topmost Via value.
+    pub fn top_via(&self) -> Result<&Via, Error> {
+        self.vias()?.first().ok_or(Error::Missing("Via"))
+    }
+
+    /// From (RFC 3261 §20.20).
+    pub fn from(&self) -> Result<&NameAddr, Error> {
+        cached(&self.cache.from, || self.name_addr(HeaderName::From))
+    }
+
+    /// To (RFC 3261 §20.39).
+    pub fn to(&self) -> Result<&NameAddr, Error> {
+        cached(&self.cache.to, || self.name_addr(HeaderName::To))
+    }
+
+    /// Call-ID (RFC 3261 §20.8).
+    pub fn call_id(&self) -> Result<&SipStr, Error> {
+        cached(&self.cache.call_id, || {
+            let v = self.single(HeaderName::CallId)?.ok_or(Error::Missing("Call-ID"))?;
+            let ok = !v.is_empty()
+                && v.bytes().all(|c| {
+                    c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}@".contains(&c)
+                })
+                && v.bytes().filter(|&c| c == b'@').count() <= 1;
+            if ok {
+                Ok(v)
+            } else {
+                Err(Error::header("Call-ID", "not word[@word]"))
+            }
+        })
+    }
+
+    /// CSeq (RFC 3261 §20.16).
+    pub fn cseq(&self) -> Result<&CSeq, Error> {
+        cached(&self.cache.cseq, || {
+            CSeq::parse(&self.single(HeaderName::CSeq)?.ok_or(Error::Missing("CSeq"))?)
+        })
+    }
+
+    /// Max-Forwards (RFC 3261 §20.22), `None` when absent.
+    pub fn max_forwards(&self) -> Result<Option<u32>, Error> {
+        cached(&self.cache.max_forwards, || {
+            self.single(HeaderName::MaxForwards)?
+                .map(|v| {
+                    parse_u32(&v, 255)
+                        .ok_or_else(|| Error::header("Max-Forwards", "not a number from 0 to 255"))
+                })
+                .transpose()
+        })
+        .copied()
+    }
+
+    /// Contact values (RFC 3261 §20.10), empty when absent.
+    pub fn contacts(&self) -> Result<&[Contact], Error> {
+        cached(&self.cache.contacts, || self.list(HeaderName::Contact, parse_contacts))
+            .map(Vec::as_slice)
+    }
+
+    /// Route values, top first (RFC 3261 §20.34).
+    pub fn routes(&self) -> Result<&[NameAddr], Error> {
+        cached(&self.cache.routes, || self.addr_list(HeaderName::Route, "Route")).map(Vec::as_slice)
+    }
+
+    /// Record-Route values, top first (RFC 3261 §20.30).
+    pub fn record_routes(&self) -> Result<&[NameAddr], Error> {
+        cached(&self.cache.record_routes, || {
+            self.addr_list(HeaderName::RecordRoute, "Record-Route")
+        })
+        .map(Vec::as_slice)
+    }
+
+    /// Content-Length (RFC 3261 §20.14), `None` when absent.
+    pub fn content_length(&self) -> Result<Option<u32>, Error> {
+        self.single(HeaderName::ContentLength)?
+            .map(|v| {
+                parse_u32(&v, u32::MAX).ok_or_else(|| {
+                    Error::header("Content-Length", "not a non-negative number")
+                })
+            })
+            .transpose()
+    }
+
+    /// Content-Type (RFC 3261 §20.15), `None` when absent.
+    pub fn content_type(&self) -> Result<Option<&MediaType>, Error> {
+        cached(&self.cache.content_type, || {
+            self.single(HeaderName::ContentType)?
+                .map(|v| MediaType::parse(&v))
+                .transpose()
+        })
+        .map(Option::as_ref)
+    }
+
+    /// The body (exactly Content-Length octets).
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    fn start_text(&self) -> &SipStr {
+        self.start_override.as_ref().unwrap_or(&self.head)
+    }
+
+    // ----- raw headers ------------------------------------------------------
+
+    /// Every header line in order.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
+        self.fields.iter().map(|f| HeaderRef {
+            name: f.name,
+            raw_name: self.text(f).get(f.name_span.range()).unwrap_or(""),
+            value: self.value_str(f),
+        })
+    }
+
+    /// Values of every line of a header, by name (case-insensitive; compact
+    /// forms match their long names).
+    pub fn header_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        let hn = HeaderName::parse(name);
+        self.fields
+            .iter()
+            .filter(move |f| {
+                f.name == hn
+                    && (hn != HeaderName::Other
+                        || self
+                            .text(f)
+                            .get(f.name_span.range())
+                            .is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            })
+            .map(|f| self.value_str(f))
+    }
+
+    /// The first value of a header, by name.
+    pub fn header<'a>(&'a self, name: &str) -> Option<&'a str> {
+        self.header_values(name).next()
+    }
+
+    /// Values of a known header as shared strings.
+    pub fn typed_values(&self, name: HeaderName) -> impl Iterator<Item = SipStr> + '_ {
+        self.fields_named(name).map(|f| self.value_of(f))
+    }
+
+    fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &Field> + '_ {
+        self.fields.iter().filter(move |f| f.name == name)
+    }
+
+    fn text<'a>(&'a self, f: &'a Field) -> &'a str {
+        match &f.owned {
+            Some(o) => o.as_str(),
+            None => self.head.as_str(),
+        }
+    }
+
+    fn value_str<'a>(&'a self, f: &'a Field) -> &'a str {
+        self.text(f).get(f.value.range()).unwrap_or("")
+    }
+
+    fn value_of(&self, f: &Field) -> SipStr {
+        match &f.owned {
+            Some(o) => o.slice(f.value.range()),
+            None => self.head.slice(f.value.range()),
+        }
+    }
+
+    /// The value of a header that may appear once; several lines with
+    /// different values are an error.
+    fn single(&self, name: HeaderName) -> Result<Option<SipStr>, Error> {
+        let mut it = self.fields_named(name);
+        let Some(first) = it.next() else {
+            return Ok(None);
+        };
+        let v = self.value_str(first);
+        if it.any(|o| self.value_str(o) != v) {
+            return Err(Error::Duplicate(name.as_str()));
+        }
+        Ok(Some(self.value_of(first)))
+    }
+
+    fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
+        let v = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
+        NameAddr::parse(&v, name.as_str())
+    }
+
+    fn list<T>(
+        &self,
+        name: HeaderName,
+        f: impl Fn(&SipStr, &mut Vec<T>) -> Result<(), Error>,
+    ) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        for field in self.fields_named(name) {
+            f(&self.value_of(field), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn addr_list(&self, name: HeaderName, label: &'static str) -> Result<Vec<NameAddr>, Error> {
+        self.list(name, |v, out| {
+            parse_list(v, label, out, |i| NameAddr::parse(i, label))
+        })
+    }
+
+    // ----- edits ------------------------------------------------------------
+
+    fn owned_field(name: HeaderName, raw_name: &str, value: &str) -> Result<Field, Error> {
+        if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
+            return Err(Error::HeaderLine {
+                line: 0,
+                reason: "header name is not a token",
+            });
+        }
+        if value.bytes().any(|c| c == b'\r' || c == b'\n') {
+            return Err(Error::header(
+                if name == HeaderName::Other { "extension" } else { name.as_str() },
+                "a value may not contain CR or LF",
+            ));
+        }
+        let text = format!("{raw_name}: {value}");
+        let vstart = raw_name.len() + 2;
+        Ok(Field {
+            name,
+            name_span: Span::new(0, raw_name.len()),
+            value: Span::new(vstart, text.len()),
+            line: Span::new(0, text.len()),
+            owned: Some(SipStr::from(text)),
+        })
+    }
+
+    fn touched(&mut self) {
+        self.edited = true;
+        self.cache = Cache::default();
+    }
+
+    /// Inserts a value above every existing value of `name` (a proxy pushing
+    /// its Via, RFC 3261 §16.6 step 8, or a Record-Route, step 4).
+    pub fn push_header(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
+        let f = Message::owned_field(name, name.as_str(), value)?;
+        let at = self.fields.iter().position(|f| f.name == name).unwrap_or(0);
+        self.fields.insert(at, f);
+        self.touched();
+        Ok(())
+    }
+
+    /// Appends a header line (any name, known or not) after all others.
+    pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let hn = HeaderName::parse(name);
+        let f = Message::owned_field(hn, name, value)?;
+        self.fields.push(f);
+        self.touched();
+        Ok(())
+    }
+
+    /// Replaces every line of a header by one line with `value` (in the
+    /// position of the first one), or appends it.
+    pub fn set_header(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
+        let f = Message::owned_field(name, name.as_str(), value)?;
+        match self.fields.iter().position(|f| f.name == name) {
+            Some(i) => {
+                self.fields[i] = f;
+                let mut idx = 0;
+                self.fields.retain(|x| {
+                    idx += 1;
+                    idx - 1 == i || x.name != name
+                });
+            }
+            None => self.fields.push(f),
+        }
+        self.touched();
+        Ok(())
+    }
+
+    /// Removes every line of a header; returns how many were removed.
+    pub fn remove_header(&mut self, name: HeaderName) -> usize {
+        let before = self.fields.len();
+        self.fields.retain(|f| f.name != name);
+        let n = before - self.fields.len();
+        if n > 0 {
+            self.touched();
+        }
+        n
+    }
+
+    /// Removes the topmost value of a list header (a Via when forwarding a
+    /// response, RFC 3261 §16.7 step 3; a Route, §16.4), keeping the other
+    /// values of a comma-joined line. Returns the removed value.
+    pub fn remove_first_value(&mut self, name: HeaderName) -> Option<SipStr> {
+        let i = self.fields.iter().position(|f| f.name == name)?;
+        let value = self.value_of(&self.fields[i]);
+        let mut items = crate::scan::comma_items(&value);
+        let first = value.slice_ref(items.next().unwrap_or(""));
+        let rest: Vec<&str> = items.collect();
+        if rest.is_empty() {
+            self.fields.remove(i);
+        } else {
+            let joined = rest.join(", ");
+            // The remaining text came from a parsed line: no CR/LF but folds,
+            // which `comma_items` trimmed; a fold inside an item stays valid
+            // LWS, so build the line directly.
+            let raw_name = self.text(&self.fields[i]).get(self.fields[i].name_span.range()).unwrap_or("").to_owned();
+            let text = format!("{raw_name}: {joined}");
+            self.fields[i] = Field {
+                name,
+                name_span: Span::new(0, raw_name.len()),
+                value: Span::new(raw_name.len() + 2, text.len()),
+                line: Span::new(0, text.len()),
+                owned: Some(SipStr::from(text)),
+            };
+        }
+        self.touched();
+        Some(first)
+    }
+
+    /// Replaces the Request-URI (RFC 3261 §16.6 step 2 and §16.5).
+    pub fn set_request_uri(&mut self, uri: &Uri) -> Result<(), Error> {
+        let method = match &self.start {
+            StartLine::Request { method, .. } => method.clone(),
+            StartLine::Response { .. } => {
+                return Err(Error::StartLine("a response has no Request-URI".into()))
+            }
+        };
+        let line = format!("{} {} SIP/2.0", method, uri.as_str());
+        if line.bytes().any(|c| c == b'\r' || c == b'\n') {
+            return Err(Error::uri(uri.as_str(), "CR or LF in URI"));
+        }
+        let start = method.as_str().len() + 1;
+        let end = start + uri.as_str().len();
+        let text = SipStr::from(line);
+        self.start_line = Span::new(0, text.len());
+        self.version = Span::new(end + 1, text.len());
+        self.start = StartLine::Request {
+            method,
+            uri: Span::new(start, end),
+        };
+        self.start_override = Some(text);
+        self.start_error = None;
+        self.touched();
+        Ok(())
+    }
+
+    /// Replaces the body; Content-Length follows at serialisation.
+    pub fn set_body(&mut self, body: Bytes) {
+        self.body = body;
+        self.body_error = None;
+        self.touched();
+    }
+
+    /// Whether the message was edited since it was parsed.
+    pub fn is_edited(&self) -> bool {
+        self.edited
+    }
+
+    // ----- serialisation ----------------------------------------------------
+
+    /// The message as bytes: exactly the received octets if nothing was
+    /// edited; otherwise untouched lines are copied as received, edited ones
+    /// written anew, and Content-Length set to the body's length.
+    pub fn to_bytes(&self) -> Bytes {
+        if !self.edited {
+            return self.raw.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.raw.len() + 256);
+        self.write_to(&mut out);
+        out.freeze()
+    }
+
+    /// Writes the serialised message (see [`Message::to_bytes`]).
+    pub fn write_to(&self, out: &mut BytesMut) {
+        if !self.edited {
+            out.extend_from_slice(&self.raw);
+            return;
+        }
+        let start = self.start_text().get(self.start_line.range()).unwrap_or("");
+        out.extend_from_slice(start.trim_end_matches(['\r', '\n']).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut wrote_length = false;
+        for f in &self.fields {
+            if f.name == HeaderName::ContentLength {
+                if !wrote_length {
+                    write_content_length(out, self.body.len());
+                    wrote_length = true;
+                }
+                continue;
+            }
+            match &f.owned {
+                Some(o) => {
+                    out.extend_from_slice(o.as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                None => {
+                    let line = self.head.get(f.line.range()).unwrap_or("");
+                    out.extend_from_slice(line.as_bytes());
+                    if !line.ends_with('\n') {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+        }
+        if !wrote_length {
+            write_content_length(out, self.body.len());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+}
+
+fn write_content_length(out: &mut BytesMut, len: usize) {
+    out.extend_from_slice(b"Content-Length: ");
+    let mut buf = itoa_buf(len);
+    out.put_slice(buf.as_bytes_mut());
+    out.extend_from_slice(b"\r\n");
+}
+
+struct ItoaBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+impl ItoaBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+fn itoa_buf(mut n: usize) -> ItoaBuf {
+    let mut b = ItoaBuf {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        b.start -= 1;
+        b.buf[b.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return b;
+        }
+    }
+}
+
+fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && matches!(data[end - 1], SP | b'\t') {
+        end -= 1;
+    }
+    end
+}
+
+/// Parses the start line. Errors in a request line that still looks like a
+/// request are deferred (returned third) so that a 400 can be sent.
+fn parse_start_line(
+    head: &SipStr,
+    span: Span,
+) -> Result<(StartLine, Span, Option<Error>), Error> {
+    let full = head.get(span.range()).unwrap_or("");
+    let line = full.trim_end_matches(['\r', '\n']);
+    let base = span.start as usize;
+    let b = line.as_bytes();
+    if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp = line.find(' ').ok_or_else(|| Error::StartLine("no space after the SIP version".into()))?;
+        let version = Span::new(base, base + sp);
+        check_version_syntax(&line[..sp])?;
+        let rest = &line[sp + 1..];
+        let code_str = rest.split(' ').next().unwrap_or("");
+        if code_str.len() != 3 || !code_str.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(Error::StatusCode(code_str.chars().take(20).collect()));
+        }
+        let code = parse_u32(code_str, 999).unwrap_or(0) as u16;
+        if !(100..=699).contains(&code) {
+            return Err(Error::StatusCode(code_str.to_owned()));
+        }
+        let reason_start = (sp + 1 + 3 + 1).min(line.len());
+        let reason = Span::new(base + reason_start, base + line.len());
+        return Ok((StartLine::Response { code, reason }, version, None));
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version
+    let first = line
+        .find(' ')
+        .ok_or_else(|| Error::StartLine("neither a request line nor a status line".into()))?;
+    let method_str = head.slice(base..base + first);
+    let method = Method::parse(&method_str)
+        .ok_or_else(|| Error::StartLine("method is not a token".into()))?;
+    let last = line.rfind(' ').unwrap_or(first);
+    let version = Span::new(base + last + 1, base + line.len());
+    let uri_span = Span::new(base + first + 1, base + last.max(first + 1));
+    let mut deferred = None;
+    let uri_str = line.get(first + 1..last).unwrap_or("");
+    if last == first || uri_str.is_empty() {
+        deferred = Some(Error::StartLine("Request-URI or SIP version missing".into()));
+    } else if uri_str.bytes().any(|c| c == SP || c == b'\t') {
+        deferred = Some(Error::StartLine(
+            "Request-URI contains whitespace, or elements are separated by more than one space".into(),
+        ));
+    } else if let Err(e) = check_version_syntax(&line[last + 1..]) {
+        deferred = Some(e);
+    }
+    Ok((
+        StartLine::Request {
+            method,
+            uri: uri_span,
+        },
+        version,
+        deferred,
+    ))
+}
+
+/// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (RFC 3261 §25.1).
+fn check_version_syntax(v: &str) -> Result<(), Error> {
+    let ok = v.len() > 4
+        && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
+        && v[4..]
+            .split_once('.')
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::StartLine(format!(
+            "{:?} is not a SIP version (SIP/2.0)",
+            v.chars().take(20).collect::<String>()
+        )))
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let start = self.start_text().get(self.start_line.range()).unwrap_or("");
+        f.debug_struct("Message")
+            .field("start_line", &start.trim_end())
+            .field("headers", &self.fields.len())
+            .field("body_len", &self.body.len())
+            .field("edited", &self.edited)
+            .finish()
+    }
+}
+
+impl PartialEq for Message {
+    /// Two messages are equal when they serialise to the same bytes.
+    fn eq(&self, other: &Message) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}

@@ -1,0 +1,103 @@
+//! Request methods (RFC 3261 §7.1; method names are case-sensitive).
+
+use crate::scan::is_token;
+use crate::SipStr;
+use std::fmt;
+
+/// A request method. Unknown extension methods are carried as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// RFC 3261
+    Invite,
+    /// RFC 3261
+    Ack,
+    /// RFC 3261
+    Bye,
+    /// RFC 3261
+    Cancel,
+    /// RFC 3261
+    Register,
+    /// RFC 3261
+    Options,
+    /// RFC 6086
+    Info,
+    /// RFC 3311
+    Update,
+    /// RFC 3262
+    Prack,
+    /// RFC 6665
+    Subscribe,
+    /// RFC 6665
+    Notify,
+    /// RFC 3515
+    Refer,
+    /// RFC 3428
+    Message,
+    /// RFC 3903
+    Publish,
+    /// Any other token.
+    Extension(SipStr),
+}
+
+impl Method {
+    /// Recognises a method token; `None` if `s` is not a token.
+    pub fn parse(s: &SipStr) -> Option<Method> {
+        Some(match s.as_str() {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "REGISTER" => Method::Register,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            "PUBLISH" => Method::Publish,
+            other if !other.is_empty() && other.bytes().all(is_token) => {
+                Method::Extension(s.clone())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The method as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Extension(s) => s.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Method {
+    /// Converts a method name; a string that is not a token becomes an
+    /// extension method as written (only for locally built requests).
+    fn from(s: &str) -> Method {
+        let s = SipStr::from(s);
+        Method::parse(&s).unwrap_or(Method::Extension(s))
+    }
+}

@@ -1,0 +1,220 @@
+//! Parameter lists: `;name[=value]` after URIs (RFC 3261 §19.1.1) and after
+//! header values (`generic-param`, §25.1). Kept as the text as written and
+//! scanned on access, so holding them costs no allocation.
+
+use crate::scan::{is_param_value, is_unreserved, Scanner};
+use crate::SipStr;
+use std::fmt;
+
+/// A parameter list as written, starting at its first `;` (or empty).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Params(pub(crate) SipStr);
+
+impl Params {
+    /// The list as written, including the leading `;`.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// Parameters in order, names and values as written (values keep their
+    /// quotes, if any).
+    pub fn iter(&self) -> ParamIter<'_> {
+        ParamIter {
+            s: Scanner::new(self.0.as_str()),
+        }
+    }
+
+    /// Looks a parameter up by name (case-insensitive): `Some(None)` for a
+    /// parameter without value, `Some(Some(v))` with one.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of a parameter that has one.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).flatten()
+    }
+
+    /// The value of a parameter that has one, as a shared slice.
+    pub fn value_shared(&self, name: &str) -> Option<SipStr> {
+        self.value(name).map(|v| self.0.slice_ref(v))
+    }
+
+    /// Whether a parameter is present, with or without value.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// Iterator over `(name, value)` pairs of a [`Params`].
+pub struct ParamIter<'a> {
+    s: Scanner<'a>,
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+    fn next(&mut self) -> Option<Self::Item> {
+        // The text was validated when parsed, so this only needs to find the
+        // pieces; anything unexpected ends the iteration.
+        let s = &mut self.s;
+        loop {
+            s.skip_lws();
+            if !s.eat(b';') {
+                return None;
+            }
+            s.skip_lws();
+            let name = s.take_while(|c| c != b'=' && c != b';' && !is_lws_byte(c));
+            let save = s.pos;
+            s.skip_lws();
+            let value = if s.eat(b'=') {
+                s.skip_lws();
+                match s.quoted_string() {
+                    Some(q) => Some(q),
+                    None => Some(s.take_while(|c| c != b';' && !is_lws_byte(c))),
+                }
+            } else {
+                s.pos = save;
+                None
+            };
+            if !name.is_empty() {
+                return Some((name, value));
+            }
+        }
+    }
+}
+
+fn is_lws_byte(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Scans `*( SEMI generic-param )` of a header value (LWS allowed around `;`
+/// and `=`), RFC 3261 §25.1. Returns the text of the list.
+pub(crate) fn scan_header_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'static str> {
+    let mut start = None;
+    loop {
+        let save = s.pos;
+        s.skip_lws();
+        if s.peek() != Some(b';') {
+            s.pos = save;
+            break;
+        }
+        start.get_or_insert(s.pos);
+        s.pos += 1;
+        s.skip_lws();
+        if s.token().is_none() {
+            return Err("empty or invalid parameter name");
+        }
+        let save = s.pos;
+        s.skip_lws();
+        if s.eat(b'=') {
+            s.skip_lws();
+            if s.quoted_string().is_none() && s.take_while(is_param_value).is_empty() {
+                return Err("parameter has '=' but no valid value");
+            }
+        } else {
+            s.pos = save;
+        }
+    }
+    Ok(match start {
+        Some(st) => s.s.get(st..s.pos).unwrap_or(""),
+        None => "",
+    })
+}
+
+/// RFC 3261 §25.1 `paramchar`: param-unreserved / unreserved / escaped.
+pub(crate) fn is_uri_param_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
+}
+
+/// Scans `*( ";" uri-parameter )` of a SIP URI (no whitespace allowed).
+pub(crate) fn scan_uri_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'static str> {
+    let start = s.pos;
+    while s.eat(b';') {
+        let name = s.take_while(is_uri_param_char);
+        if name.is_empty() {
+            return Err("empty URI parameter");
+        }
+        check_escapes(name)?;
+        if s.eat(b'=') {
+            let v = s.take_while(is_uri_param_char);
+            if v.is_empty() {
+                return Err("URI parameter has '=' but no value");
+            }
+            check_escapes(v)?;
+        }
+    }
+    Ok(s.since(start))
+}
+
+/// Every `%` must start a `%HH` escape (RFC 3261 §25.1 `escaped`).
+pub(crate) fn check_escapes(s: &str) -> Result<(), &'static str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b.get(i..).and_then(|r| memchr::memchr(b'%', r)) {
+        let at = i + p;
+        match (b.get(at + 1), b.get(at + 2)) {
+            (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i = at + 3,
+            _ => return Err("'%' not followed by two hex digits"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(s: &str) -> Result<&str, &'static str> {
+        let mut sc = Scanner::new(s);
+        let r = scan_header_params(&mut sc)?;
+        if !sc.at_end() {
+            return Err("trailing");
+        }
+        Ok(r)
+    }
+
+    #[test]
+    fn header_params_with_lws_and_quotes() {
+        let raw = hp(" ; tag = abc ;x=\"a;b\";lr").unwrap();
+        let p = Params(SipStr::from(raw));
+        assert_eq!(p.value("TAG"), Some("abc"));
+        assert_eq!(p.value("x"), Some("\"a;b\""));
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("nope"), None);
+        assert_eq!(p.iter().count(), 3);
+    }
+
+    #[test]
+    fn empty_params_are_errors() {
+        assert!(hp(";;a").is_err());
+        assert!(hp(";a=").is_err());
+        assert!(hp(";").is_err());
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(check_escapes("a%20b").is_ok());
+        assert!(check_escapes("a%2").is_err());
+        assert!(check_escapes("a%zz").is_err());
+        assert!(check_escapes("%").is_err());
+    }
+}

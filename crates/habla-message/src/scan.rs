@@ -1,0 +1,283 @@
+//! Byte-level scanning shared by every grammar in this crate (RFC 3261 §25.1).
+//!
+//! Everything works on positions into a `&str`; nothing allocates and nothing
+//! can panic on any input: all reads are bounds-checked `get`s.
+
+/// RFC 3261 §25.1 `token` characters: alphanum / "-" / "." / "!" / "%" / "*"
+/// / "_" / "+" / "`" / "'" / "~".
+pub(crate) const fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Characters allowed in a generic-param value outside quotes: `token` and
+/// `host` (which brings `:`, `[` and `]` for IPv6 references).
+pub(crate) const fn is_param_value(c: u8) -> bool {
+    is_token(c) || matches!(c, b':' | b'[' | b']')
+}
+
+/// RFC 3261 §25.1 `unreserved` (alphanum / mark).
+pub(crate) const fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// A forward-only cursor over a header value or URI.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scanner<'a> {
+    pub(crate) s: &'a str,
+    pub(crate) pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Scanner { s, pos: 0 }
+    }
+
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    #[inline]
+    pub(crate) fn peek_at(&self, n: usize) -> Option<u8> {
+        self.s.as_bytes().get(self.pos + n).copied()
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    #[inline]
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The text from `start` to the cursor.
+    pub(crate) fn since(&self, start: usize) -> &'a str {
+        self.s.get(start..self.pos).unwrap_or("")
+    }
+
+    pub(crate) fn rest(&self) -> &'a str {
+        self.s.get(self.pos..).unwrap_or("")
+    }
+
+    /// Skips linear white space: SP, HTAB, and line folds (CRLF or LF
+    /// followed by SP/HTAB), RFC 3261 §7.3.1.
+    #[inline]
+    pub(crate) fn skip_lws(&mut self) {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t') => self.pos += 1,
+                Some(b'\r') if self.peek_at(1) == Some(b'\n')
+                    && matches!(self.peek_at(2), Some(b' ' | b'\t')) =>
+                {
+                    self.pos += 3
+                }
+                Some(b'\n') if matches!(self.peek_at(1), Some(b' ' | b'\t')) => self.pos += 2,
+                _ => return,
+            }
+        }
+    }
+
+    /// Consumes bytes while `f` holds and returns them.
+    #[inline]
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        let b = self.s.as_bytes();
+        while let Some(&c) = b.get(self.pos) {
+            if !f(c) {
+                break;
+            }
+            self.pos += 1;
+        }
+        // Stops only before an ASCII byte or at the end: a char boundary
+        // whenever `f` accepts only ASCII.
+        self.since(start)
+    }
+
+    /// `1*token-char`, or `None` if there is none.
+    pub(crate) fn token(&mut self) -> Option<&'a str> {
+        let t = self.take_while(is_token);
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// A quoted-string including its quotes (RFC 3261 §25.1: quoted-pair is a
+    /// backslash followed by any octet but CR and LF). `None` if the cursor is
+    /// not at `"` or the string is not closed; the cursor is left unchanged
+    /// then.
+    pub(crate) fn quoted_string(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        if !self.eat(b'"') {
+            return None;
+        }
+        let b = self.s.as_bytes();
+        let mut i = self.pos;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(self.since(start));
+                }
+                b'\\' => match b.get(i + 1) {
+                    Some(b'\r' | b'\n') | None => break,
+                    Some(_) => i += 2,
+                },
+                _ => i += 1,
+            }
+        }
+        self.pos = start;
+        None
+    }
+}
+
+/// Removes the quotes and resolves quoted-pairs of a quoted-string; a string
+/// without quotes is returned as it is. Allocates only when there is an
+/// escape.
+pub(crate) fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
+    let inner = match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) => inner,
+        None => return s.into(),
+    };
+    if !inner.contains('\\') {
+        return inner.into();
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// Splits a header value at top-level commas (outside quoted strings and
+/// `<...>`), RFC 3261 §7.3.1. Items are trimmed of LWS; an empty item is
+/// returned as an empty string so that callers can reject it.
+pub(crate) struct CommaItems<'a> {
+    s: &'a str,
+    pos: usize,
+    done: bool,
+}
+
+pub(crate) fn comma_items(s: &str) -> CommaItems<'_> {
+    CommaItems {
+        s,
+        pos: 0,
+        done: false,
+    }
+}
+
+impl<'a> Iterator for CommaItems<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let b = self.s.as_bytes();
+        let start = self.pos;
+        let mut i = start;
+        let mut in_quotes = false;
+        let mut in_angle = false;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'\\' if in_quotes => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b'<' if !in_quotes => in_angle = true,
+                b'>' if !in_quotes => in_angle = false,
+                b',' if !in_quotes && !in_angle => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = i.min(b.len());
+        if end >= b.len() {
+            self.done = true;
+        } else {
+            self.pos = end + 1;
+        }
+        Some(trim_lws(self.s.get(start..end).unwrap_or("")))
+    }
+}
+
+/// Trims SP, HTAB, CR and LF from both ends.
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+/// Parses a decimal number of at most `max` without overflow; `None` for
+/// anything else (empty, non-digits, too large).
+pub(crate) fn parse_u32(s: &str, max: u32) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let t = s.trim_start_matches('0');
+    if t.len() > 10 {
+        return None;
+    }
+    let v = t
+        .bytes()
+        .fold(0u64, |acc, c| acc * 10 + u64::from(c - b'0'));
+    (v <= u64::from(max)).then_some(v as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lws_includes_folds() {
+        let mut s = Scanner::new(" \t\r\n  x");
+        s.skip_lws();
+        assert_eq!(s.rest(), "x");
+        let mut s = Scanner::new(" \r\nx");
+        s.skip_lws();
+        assert_eq!(s.rest(), "\r\nx", "a CRLF not followed by WSP is not LWS");
+    }
+
+    #[test]
+    fn quoted_strings() {
+        let mut s = Scanner::new(r#""a \"b\" c" rest"#);
+        assert_eq!(s.quoted_string(), Some(r#""a \"b\" c""#));
+        assert_eq!(unquote(r#""a \"b\" c""#), r#"a "b" c"#);
+        let mut s = Scanner::new(r#""never closed"#);
+        assert_eq!(s.quoted_string(), None);
+        assert_eq!(s.pos, 0);
+        let mut s = Scanner::new("\"\\");
+        assert_eq!(s.quoted_string(), None);
+    }
+
+    #[test]
+    fn comma_split_respects_quotes_and_brackets() {
+        let items: Vec<_> =
+            comma_items(r#""a, b" <sip:x;p=1,2>;q=1 , <sip:y>,,"#).collect();
+        assert_eq!(items, vec![r#""a, b" <sip:x;p=1,2>;q=1"#, "<sip:y>", "", ""]);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32("0000000000000042", u32::MAX), Some(42));
+        assert_eq!(parse_u32("4294967295", u32::MAX), Some(u32::MAX));
+        assert_eq!(parse_u32("4294967296", u32::MAX), None);
+        assert_eq!(parse_u32("99999999999999999999", u32::MAX), None);
+        assert_eq!(parse_u32("", 9), None);
+        assert_eq!(parse_u32("-1", 9), None);
+        assert_eq!(parse_u32("70", 69), None);
+    }
+}

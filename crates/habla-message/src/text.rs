@@ -1,0 +1,155 @@
+//! [`SipStr`]: a cheaply clonable, zero-copy UTF-8 string that shares the
+//! buffer a message was received in.
+
+use bytes::Bytes;
+use std::fmt;
+use std::ops::{Deref, Range};
+
+/// An immutable UTF-8 string backed by [`Bytes`].
+///
+/// Values handed out by the parser are slices of the received datagram or
+/// stream frame: cloning one is a reference-count increment, never a copy.
+///
+/// Invariant: the bytes are valid UTF-8. Every constructor checks it, and
+/// [`SipStr::slice`] only cuts at character boundaries.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SipStr(Bytes);
+
+impl SipStr {
+    /// An empty string.
+    pub const fn new() -> Self {
+        SipStr(Bytes::new())
+    }
+
+    /// Wraps a static string without copying.
+    pub const fn from_static(s: &'static str) -> Self {
+        SipStr(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Checks `bytes` for UTF-8 and wraps it.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(SipStr(bytes))
+    }
+
+    /// The text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        // SAFETY: the invariant of this type: every constructor validates
+        // UTF-8 and `slice` only cuts at char boundaries.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The underlying shared bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// A sub-string sharing the same buffer. Out-of-range or non-boundary
+    /// ranges give an empty string instead of panicking.
+    #[inline]
+    pub fn slice(&self, range: Range<usize>) -> SipStr {
+        if self.as_str().get(range.clone()).is_some() {
+            SipStr(self.0.slice(range))
+        } else {
+            SipStr::new()
+        }
+    }
+
+    /// The sub-string `sub`, which must point into `self`, as a shared slice;
+    /// a copy when it does not.
+    pub fn slice_ref(&self, sub: &str) -> SipStr {
+        let base = self.0.as_ptr() as usize;
+        let p = sub.as_ptr() as usize;
+        if p >= base && p + sub.len() <= base + self.0.len() {
+            self.slice(p - base..p - base + sub.len())
+        } else {
+            SipStr::from(sub)
+        }
+    }
+}
+
+impl Deref for SipStr {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SipStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<[u8]> for SipStr {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for SipStr {
+    fn from(s: &str) -> Self {
+        SipStr(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for SipStr {
+    fn from(s: String) -> Self {
+        SipStr(Bytes::from(s.into_bytes()))
+    }
+}
+
+impl From<SipStr> for Bytes {
+    fn from(s: SipStr) -> Bytes {
+        s.0
+    }
+}
+
+impl PartialEq<str> for SipStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SipStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for SipStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for SipStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_refuses_to_split_a_character() {
+        let s = SipStr::from("a\u{e9}b");
+        assert_eq!(s.slice(0..1), "a");
+        assert_eq!(s.slice(1..2), ""); // would cut é in half
+        assert_eq!(s.slice(1..3), "\u{e9}");
+        assert_eq!(s.slice(5..9), "");
+    }
+
+    #[test]
+    fn slice_ref_shares_the_buffer() {
+        let s = SipStr::from("hello world");
+        let w = s.slice_ref(&s.as_str()[6..]);
+        assert_eq!(w, "world");
+        assert_eq!(w.as_bytes().as_ptr(), s.as_bytes()[6..].as_ptr());
+        assert_eq!(s.slice_ref("elsewhere"), "elsewhere");
+    }
+}

@@ -1,0 +1,700 @@
+//! URIs: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966) and any other
+//! absolute URI carried opaquely (RFC 3261 §25.1 `absoluteURI`).
+
+use crate::params::{check_escapes, scan_uri_params, Params};
+use crate::scan::{is_unreserved, Scanner};
+use crate::{Error, SipStr};
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A URI as found in a Request-URI, a name-addr or built locally.
+///
+/// Equality (`==`) follows RFC 3261 §19.1.4 for SIP and SIPS URIs (escapes
+/// decoded, host case-insensitive, parameter order ignored...), RFC 3966 §4
+/// for tel URIs, and exact text (scheme case-insensitive) otherwise.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Uri {
+    /// `sip:` or `sips:`
+    Sip(SipUri),
+    /// `tel:`
+    Tel(TelUri),
+    /// Any other scheme, carried as written.
+    Absolute(AbsoluteUri),
+}
+
+/// A `sip:` or `sips:` URI. Components are kept as written (escaped); use the
+/// `*_decoded` accessors for their values.
+#[derive(Debug, Clone)]
+pub struct SipUri {
+    raw: SipStr,
+    secure: bool,
+    user: Option<SipStr>,
+    password: Option<SipStr>,
+    host: Host,
+    port: Option<u16>,
+    params: Params,
+    headers: SipStr,
+}
+
+/// A `tel:` URI (RFC 3966).
+#[derive(Debug, Clone)]
+pub struct TelUri {
+    raw: SipStr,
+    number: SipStr,
+    params: Params,
+}
+
+/// A URI of a scheme this crate does not interpret.
+#[derive(Debug, Clone)]
+pub struct AbsoluteUri {
+    raw: SipStr,
+    scheme_len: usize,
+}
+
+/// A host: a domain name, an IPv4 address or an IPv6 reference.
+#[derive(Debug, Clone)]
+pub struct Host {
+    text: SipStr,
+    kind: HostKind,
+}
+
+/// What kind of host a [`Host`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// A domain name.
+    Name,
+    /// A dotted-quad IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// A bracketed IPv6 reference; `None` when the text is only tolerated by
+    /// RFC 3261's grammar (for example three colons, RFC 5118 §4.3).
+    Ipv6(Option<Ipv6Addr>),
+}
+
+impl Host {
+    /// The host as written; IPv6 references keep their brackets.
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// The host as a shared string.
+    pub fn as_shared(&self) -> &SipStr {
+        &self.text
+    }
+
+    /// What kind of host this is.
+    pub fn kind(&self) -> HostKind {
+        self.kind
+    }
+
+    /// The IP address, if the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.kind {
+            HostKind::Ipv4(a) => Some(IpAddr::V4(a)),
+            HostKind::Ipv6(a) => a.map(IpAddr::V6),
+            HostKind::Name => None,
+        }
+    }
+
+    /// Parses a host as it appears in a URI or Via sent-by.
+    pub fn parse(s: &str) -> Result<Host, Error> {
+        let text = SipStr::from(s);
+        let mut sc = Scanner::new(text.as_str());
+        let h = scan_host(&mut sc, &text).map_err(|r| Error::uri(s, r))?;
+        if !sc.at_end() {
+            return Err(Error::uri(s, "unexpected characters after host"));
+        }
+        Ok(h)
+    }
+
+    /// A host for an IP address (IPv6 gets brackets).
+    pub fn from_ip(ip: IpAddr) -> Host {
+        match ip {
+            IpAddr::V4(a) => Host {
+                text: SipStr::from(a.to_string()),
+                kind: HostKind::Ipv4(a),
+            },
+            IpAddr::V6(a) => Host {
+                text: SipStr::from(format!("[{a}]")),
+                kind: HostKind::Ipv6(Some(a)),
+            },
+        }
+    }
+}
+
+impl PartialEq for Host {
+    /// Hosts compare case-insensitively; IP addresses by value (RFC 3261
+    /// §19.1.4). A name never equals an address.
+    fn eq(&self, other: &Host) -> bool {
+        match (self.kind, other.kind) {
+            (HostKind::Ipv4(a), HostKind::Ipv4(b)) => a == b,
+            (HostKind::Ipv6(Some(a)), HostKind::Ipv6(Some(b))) => a == b,
+            _ => self.text.eq_ignore_ascii_case(&other.text),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Scans `host` (RFC 3261 §25.1): `[IPv6]`, IPv4 or a domain name.
+pub(crate) fn scan_host(sc: &mut Scanner<'_>, base: &SipStr) -> Result<Host, &'static str> {
+    let start = sc.pos;
+    if sc.eat(b'[') {
+        let inner = sc.take_while(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.');
+        if !sc.eat(b']') {
+            return Err("IPv6 reference is not closed by ']'");
+        }
+        if inner.bytes().filter(|&c| c == b':').count() < 2 {
+            return Err("IPv6 reference needs at least two ':'");
+        }
+        let addr = inner.parse::<Ipv6Addr>().ok();
+        return Ok(Host {
+            text: base.slice_ref(sc.since(start)),
+            kind: HostKind::Ipv6(addr),
+        });
+    }
+    let name = sc.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
+    if name.is_empty() {
+        return Err("host is missing");
+    }
+    if name.starts_with(['.', '-']) || name.contains("..") {
+        return Err("host name is not valid");
+    }
+    let kind = if name.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        match name.parse::<Ipv4Addr>() {
+            Ok(a) => HostKind::Ipv4(a),
+            Err(_) => return Err("IPv4 address is not valid"),
+        }
+    } else {
+        HostKind::Name
+    };
+    Ok(Host {
+        text: base.slice_ref(name),
+        kind,
+    })
+}
+
+/// Scans `[":" port]`.
+pub(crate) fn scan_port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
+    if !sc.eat(b':') {
+        return Ok(None);
+    }
+    let digits = sc.take_while(|c| c.is_ascii_digit());
+    crate::scan::parse_u32(digits, 65535)
+        .map(|p| Some(p as u16))
+        .ok_or("port is not a number between 0 and 65535")
+}
+
+fn is_user_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+fn is_password_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_header_char(c: u8) -> bool {
+    is_unreserved(c)
+        || matches!(
+            c,
+            b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
+}
+
+fn is_scheme(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.first().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+impl Uri {
+    /// Parses a URI from text (copied once into a shared buffer).
+    pub fn parse(s: &str) -> Result<Uri, Error> {
+        Uri::parse_shared(&SipStr::from(s))
+    }
+
+    /// Parses a URI that is a slice of a received message, without copying.
+    pub fn parse_shared(raw: &SipStr) -> Result<Uri, Error> {
+        let s = raw.as_str();
+        let colon = match s.find(':') {
+            Some(c) => c,
+            None => return Err(Error::uri(s, "no scheme (expected sip:, sips:, tel: or scheme:)")),
+        };
+        let scheme = &s[..colon];
+        if !is_scheme(scheme) {
+            return Err(Error::uri(s, "scheme is not valid"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            let secure = scheme.len() == 4;
+            parse_sip(raw, colon + 1, secure)
+                .map(Uri::Sip)
+                .map_err(|r| Error::uri(s, r))
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            parse_tel(raw, colon + 1)
+                .map(Uri::Tel)
+                .map_err(|r| Error::uri(s, r))
+        } else {
+            let rest = &s[colon + 1..];
+            if rest.is_empty()
+                || !rest
+                    .bytes()
+                    .all(|c| c > b' ' && c != 0x7f && !matches!(c, b'<' | b'>' | b'"'))
+            {
+                return Err(Error::uri(s, "opaque part is empty or holds forbidden characters"));
+            }
+            Ok(Uri::Absolute(AbsoluteUri {
+                raw: raw.clone(),
+                scheme_len: colon,
+            }))
+        }
+    }
+
+    /// The URI as written.
+    pub fn as_str(&self) -> &str {
+        self.as_shared().as_str()
+    }
+
+    /// The URI as a shared string.
+    pub fn as_shared(&self) -> &SipStr {
+        match self {
+            Uri::Sip(u) => &u.raw,
+            Uri::Tel(u) => &u.raw,
+            Uri::Absolute(u) => &u.raw,
+        }
+    }
+
+    /// The scheme as written.
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) => u.raw.get(..if u.secure { 4 } else { 3 }).unwrap_or(""),
+            Uri::Tel(u) => u.raw.get(..3).unwrap_or(""),
+            Uri::Absolute(u) => u.raw.get(..u.scheme_len).unwrap_or(""),
+        }
+    }
+
+    /// The SIP URI, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+fn parse_sip(raw: &SipStr, from: usize, secure: bool) -> Result<SipUri, &'static str> {
+    let s = raw.as_str();
+    let mut sc = Scanner::new(s);
+    sc.pos = from;
+    // userinfo: everything before the '@' (which no other part may hold).
+    let (mut user, mut password) = (None, None);
+    if let Some(at) = s.get(from..).and_then(|r| r.find('@')) {
+        let userinfo = &s[from..from + at];
+        let (u, p) = match userinfo.find(':') {
+            Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+            None => (userinfo, None),
+        };
+        if u.is_empty() {
+            return Err("user part before '@' is empty");
+        }
+        if !u.bytes().all(is_user_char) {
+            return Err("user part holds a character that must be escaped");
+        }
+        check_escapes(u)?;
+        user = Some(raw.slice_ref(u));
+        if let Some(p) = p {
+            if !p.bytes().all(is_password_char) {
+                return Err("password holds a character that must be escaped");
+            }
+            check_escapes(p)?;
+            password = Some(raw.slice_ref(p));
+        }
+        sc.pos = from + at + 1;
+    }
+    let host = scan_host(&mut sc, raw)?;
+    let port = scan_port(&mut sc)?;
+    let params = Params(raw.slice_ref(scan_uri_params(&mut sc)?));
+    let mut headers = SipStr::new();
+    if sc.eat(b'?') {
+        let h = sc.take_while(is_header_char);
+        check_escapes(h)?;
+        if h.is_empty() || h.split('&').any(|kv| kv.is_empty() || kv.starts_with('=')) {
+            return Err("URI headers are malformed");
+        }
+        headers = raw.slice_ref(h);
+    }
+    if !sc.at_end() {
+        return Err("unexpected character in SIP URI");
+    }
+    Ok(SipUri {
+        raw: raw.clone(),
+        secure,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
+fn parse_tel(raw: &SipStr, from: usize) -> Result<TelUri, &'static str> {
+    let mut sc = Scanner::new(raw.as_str());
+    sc.pos = from;
+    let number = sc.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'));
+    if number.is_empty() || number[1..].contains('+') {
+        return Err("tel number is missing or malformed");
+    }
+    let params = scan_uri_params(&mut sc)?;
+    if !sc.at_end() {
+        return Err("unexpected character in tel URI");
+    }
+    Ok(TelUri {
+        raw: raw.clone(),
+        number: raw.slice_ref(number),
+        params: Params(raw.slice_ref(params)),
+    })
+}
+
+/// Decodes `%HH` escapes; borrows when there is none.
+pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|x| (*x as char).to_digit(16)),
+                b.get(i + 2).and_then(|x| (*x as char).to_digit(16)),
+            ) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn decoded_eq_ignore_case(a: &str, b: &str) -> bool {
+    percent_decode(a).eq_ignore_ascii_case(&percent_decode(b))
+}
+
+impl SipUri {
+    /// `sips:` rather than `sip:`.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// The user part as written (escaped).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    /// The user part as a shared string.
+    pub fn user_shared(&self) -> Option<&SipStr> {
+        self.user.as_ref()
+    }
+    /// The user part with `%HH` escapes decoded (may hold any octet, NUL included).
+    pub fn user_decoded(&self) -> Option<Cow<'_, [u8]>> {
+        self.user.as_deref().map(percent_decode)
+    }
+    /// The password as written.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+    /// The explicit port, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// URI parameters (`;transport=tcp;lr`...).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// URI headers as written, without the `?` (empty if none).
+    pub fn headers(&self) -> &str {
+        &self.headers
+    }
+    /// The `transport` parameter.
+    pub fn transport(&self) -> Option<&str> {
+        self.params.value("transport")
+    }
+    /// Whether the URI has the `lr` parameter (RFC 3261 §16.4 loose routing).
+    pub fn is_loose_route(&self) -> bool {
+        self.params.contains("lr")
+    }
+    /// `maddr` parameter.
+    pub fn maddr(&self) -> Option<&str> {
+        self.params.value("maddr")
+    }
+    /// The URI as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The URI without parameters and headers, `sip:user@host:port`: the
+    /// canonical key of an address-of-record once lower-cased by the caller
+    /// as its policy requires.
+    pub fn without_params(&self) -> String {
+        let mut s = String::with_capacity(self.raw.len());
+        s.push_str(if self.secure { "sips:" } else { "sip:" });
+        if let Some(u) = &self.user {
+            s.push_str(u);
+            if let Some(p) = &self.password {
+                s.push(':');
+                s.push_str(p);
+            }
+            s.push('@');
+        }
+        s.push_str(&self.host.text);
+        if let Some(p) = self.port {
+            s.push(':');
+            s.push_str(&p.to_string());
+        }
+        s
+    }
+}
+
+impl PartialEq for SipUri {
+    /// RFC 3261 §19.1.4.
+    fn eq(&self, o: &SipUri) -> bool {
+        if self.secure != o.secure || self.port != o.port || self.host != o.host {
+            return false;
+        }
+        // userinfo: case-sensitive after unescaping.
+        fn dec(x: &Option<SipStr>) -> Option<Cow<'_, [u8]>> {
+            x.as_deref().map(percent_decode)
+        }
+        if dec(&self.user) != dec(&o.user) || dec(&self.password) != dec(&o.password) {
+            return false;
+        }
+        // Parameters present in both must match; user, ttl, method, maddr and
+        // transport present in only one never match.
+        const MUST_BOTH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
+        for (a, b) in [(self, o), (o, self)] {
+            for (name, value) in a.params.iter() {
+                match b.params.get(name) {
+                    Some(v2) => {
+                        let eq = match (value, v2) {
+                            (None, None) => true,
+                            (Some(x), Some(y)) => decoded_eq_ignore_case(x, y),
+                            _ => false,
+                        };
+                        if !eq {
+                            return false;
+                        }
+                    }
+                    None => {
+                        if MUST_BOTH.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        // Headers are never ignored: same set, order aside.
+        let split = |h: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v: Vec<_> = h
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, val) = kv.split_once('=').unwrap_or((kv, ""));
+                    (
+                        percent_decode(k).to_ascii_lowercase(),
+                        percent_decode(val).into_owned(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        split(&self.headers) == split(&o.headers)
+    }
+}
+
+impl TelUri {
+    /// The number as written (`+1-201-555-0123`).
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+    /// Parameters (`;phone-context=...`).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+impl PartialEq for TelUri {
+    /// RFC 3966 §4: visual separators are ignored, parameters compared
+    /// case-insensitively regardless of order.
+    fn eq(&self, o: &TelUri) -> bool {
+        let digits = |n: &str| -> String {
+            n.chars()
+                .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        if digits(&self.number) != digits(&o.number) {
+            return false;
+        }
+        let norm = |p: &Params| -> Vec<(String, String)> {
+            let mut v: Vec<_> = p
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.unwrap_or("").to_ascii_lowercase()))
+                .collect();
+            v.sort();
+            v
+        };
+        norm(&self.params) == norm(&o.params)
+    }
+}
+
+impl PartialEq for Uri {
+    fn eq(&self, other: &Uri) -> bool {
+        match (self, other) {
+            (Uri::Sip(a), Uri::Sip(b)) => a == b,
+            (Uri::Tel(a), Uri::Tel(b)) => a == b,
+            (Uri::Absolute(a), Uri::Absolute(b)) => {
+                let (sa, ra) = a.raw.split_at(a.scheme_len);
+                let (sb, rb) = b.raw.split_at(b.scheme_len);
+                sa.eq_ignore_ascii_case(sb) && ra == rb
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Uri {
+        Uri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn rfc3261_19_1_4_equal_examples() {
+        let pairs = [
+            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
+            ("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"),
+            (
+                "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+                "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            ),
+            (
+                "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+                "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+            ),
+        ];
+        for (a, b) in pairs {
+            assert_eq!(u(a), u(b), "{a} == {b}");
+            assert_eq!(u(b), u(a), "{b} == {a}");
+        }
+    }
+
+    #[test]
+    fn rfc3261_19_1_4_unequal_examples() {
+        let pairs = [
+            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(u(a), u(b), "{a} != {b}");
+            assert_ne!(u(b), u(a), "{b} != {a}");
+        }
+        assert_ne!(u("sip:a@x"), u("sips:a@x"));
+        assert_ne!(u("sip:x;maddr=1.2.3.4"), u("sip:x"));
+    }
+
+    #[test]
+    fn components() {
+        let Uri::Sip(s) = u("sips:user:pw@[2001:db8::10]:5070;transport=tcp;lr?h=v") else {
+            panic!()
+        };
+        assert!(s.is_secure());
+        assert_eq!(s.user(), Some("user"));
+        assert_eq!(s.password(), Some("pw"));
+        assert_eq!(s.host().as_str(), "[2001:db8::10]");
+        assert_eq!(s.host().ip(), Some("2001:db8::10".parse().unwrap()));
+        assert_eq!(s.port(), Some(5070));
+        assert_eq!(s.transport(), Some("tcp"));
+        assert!(s.is_loose_route());
+        assert_eq!(s.headers(), "h=v");
+        assert_eq!(s.without_params(), "sips:user:pw@[2001:db8::10]:5070");
+    }
+
+    #[test]
+    fn escaped_users_decode_once() {
+        let Uri::Sip(s) = u("sip:sips%3Auser%40example.com@example.net") else {
+            panic!()
+        };
+        assert_eq!(&*s.user_decoded().unwrap(), b"sips:user@example.com");
+        let Uri::Sip(s) = u("sip:%00@host") else { panic!() };
+        assert_eq!(&*s.user_decoded().unwrap(), b"\0");
+        let Uri::Sip(s) = u("sip:%2525@host") else { panic!() };
+        assert_eq!(&*s.user_decoded().unwrap(), b"%25");
+    }
+
+    #[test]
+    fn tel_and_opaque() {
+        let Uri::Tel(t) = u("tel:+1-201-555-0123;ext=1234") else { panic!() };
+        assert_eq!(t.number(), "+1-201-555-0123");
+        assert_eq!(t.params().value("ext"), Some("1234"));
+        assert_eq!(u("tel:+12015550123;EXT=1234"), u("tel:+1-201-555-0123;ext=1234"));
+        let x = u("soap.beep://192.0.2.103:3002");
+        assert_eq!(x.scheme(), "soap.beep");
+        assert!(matches!(x, Uri::Absolute(_)));
+        assert_eq!(u("urn:x"), u("URN:x"));
+    }
+
+    #[test]
+    fn malformed_uris_are_rejected_with_a_reason() {
+        for bad in [
+            "sip:2001:db8::10",
+            "<sip:x@y>",
+            "sip:user@example.com; lr",
+            "sip:",
+            "sip:@host",
+            "sip:[::1",
+            "sip:host:99999",
+            "sip:host;",
+            "sip:ho st",
+            "sip:a%zz@host",
+            "nocolon",
+            "1abc:x",
+            "tel:",
+        ] {
+            let e = Uri::parse(bad).expect_err(bad);
+            assert!(matches!(e, Error::Uri { .. }), "{bad}: {e}");
+        }
+    }
+}

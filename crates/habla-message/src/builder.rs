@@ -145,7 +145,10 @@ impl RequestBuilder {
         let mut lines = Lines::default();
         lines.buf.reserve(512);
         if uri.as_str().bytes().any(|c| c <= b' ') {
-            lines.error = Some(Error::uri(uri.as_str(), "whitespace or control octet in URI"));
+            lines.error = Some(Error::uri(
+                uri.as_str(),
+                "whitespace or control octet in URI",
+            ));
         }
         lines.buf.put_slice(method.as_str().as_bytes());
         lines.buf.put_u8(b' ');
@@ -342,7 +345,13 @@ impl ParseError {
         let text: String = self
             .to_string()
             .chars()
-            .map(|c| if c == '"' || c == '\\' || c.is_control() { '\'' } else { c })
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
             .collect();
         let warning = format!("399 {agent} \"{text}\"");
         ResponseBuilder::new(req, self.status_code())
@@ -410,7 +419,8 @@ mod tests {
 From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         let err = Message::parse(Bytes::from_static(raw)).unwrap_err();
         assert!(err.can_answer());
-        let resp = Message::parse_lazy(err.response("habla").unwrap(), &Default::default()).unwrap();
+        let resp =
+            Message::parse_lazy(err.response("habla").unwrap(), &Default::default()).unwrap();
         assert_eq!(resp.status(), Some(400));
         assert!(resp
             .header("Warning")

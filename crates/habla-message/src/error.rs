@@ -182,12 +182,18 @@ impl ParseError {
         self.message.as_deref()
     }
 
-    /// Whether a response can be sent: the message is a request whose top Via
-    /// and CSeq parse (so the response can be routed and matched). Responses
-    /// are never answered: a malformed one is dropped.
+    /// Whether a response can be sent: the message is a request with a Via
+    /// and a CSeq line, which the response copies as written (RFC 3261
+    /// §8.2.6.2) so that the client can match it even when their values are
+    /// malformed; it goes back to where the request came from (RFC 3581
+    /// style). Responses are never answered: a malformed one is dropped.
     pub fn can_answer(&self) -> bool {
         match self.message.as_deref() {
-            Some(m) => m.is_request() && m.top_via().is_ok() && m.cseq().is_ok(),
+            Some(m) => {
+                m.is_request()
+                    && m.typed_values(crate::HeaderName::Via).next().is_some()
+                    && m.typed_values(crate::HeaderName::CSeq).next().is_some()
+            }
             None => false,
         }
     }

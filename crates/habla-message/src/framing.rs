@@ -124,7 +124,9 @@ impl StreamFramer {
         if self.buf.len() < body_start + len {
             return Ok(None);
         }
-        Ok(Some(Frame::Message(self.buf.split_to(body_start + len).freeze())))
+        Ok(Some(Frame::Message(
+            self.buf.split_to(body_start + len).freeze(),
+        )))
     }
 }
 
@@ -145,9 +147,9 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, Error> {
             continue;
         }
         let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
-        let n = parse_u32(value, u32::MAX).ok_or_else(|| {
-            Error::header("Content-Length", "not a non-negative number")
-        })? as usize;
+        let n = parse_u32(value, u32::MAX)
+            .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))?
+            as usize;
         if found.is_some_and(|f| f != n) {
             return Err(Error::Duplicate("Content-Length"));
         }
@@ -184,7 +186,10 @@ mod tests {
                 f.push(c).unwrap();
                 got.extend(frames(&mut f));
             }
-            let msgs: Vec<_> = got.iter().filter(|f| matches!(f, Frame::Message(_))).collect();
+            let msgs: Vec<_> = got
+                .iter()
+                .filter(|f| matches!(f, Frame::Message(_)))
+                .collect();
             assert_eq!(msgs.len(), 2, "chunk {chunk}");
             assert_eq!(msgs[0], &Frame::Message(Bytes::from_static(MSG)));
         }
@@ -197,10 +202,12 @@ mod tests {
         assert_eq!(f.next_frame(), Err(Error::ContentLengthRequired));
         assert!(f.push(b"more").is_err(), "stays failed");
         let mut f = StreamFramer::new(Limits::default());
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 13\r\nl: 5\r\n\r\n").unwrap();
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 13\r\nl: 5\r\n\r\n")
+            .unwrap();
         assert!(f.next_frame().is_err());
         let mut f = StreamFramer::new(Limits::default());
-        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -999\r\n\r\n").unwrap();
+        f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -999\r\n\r\n")
+            .unwrap();
         assert!(f.next_frame().is_err());
     }
 

@@ -2,8 +2,9 @@
 //! a shared string and returns a view whose parts are slices of it.
 
 use crate::params::{scan_header_params, Params};
-use crate::scan::{comma_items, is_token, parse_u32, trim_lws, unquote, Scanner};
-use crate::uri::{scan_host, scan_port, Host, Uri};
+use crate::scan::{comma_items, find_byte, is_token, parse_u32, trim_lws, unquote, Scanner};
+use crate::text::Sub;
+use crate::uri::{scan_host, scan_port, Host, HostKind, Uri};
 use crate::{Error, Method, SipStr};
 use std::borrow::Cow;
 
@@ -11,54 +12,61 @@ use std::borrow::Cow;
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// One Via value (RFC 3261 §20.42): `SIP/2.0/UDP host:port;params`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Via {
+    // The header line's value (possibly several comma-separated Vias) and
+    // this value's extent in it.
     raw: SipStr,
-    protocol: SipStr,
-    transport: SipStr,
-    host: HostText,
+    all: Sub,
+    name: Sub,
+    version: Sub,
+    transport: Sub,
+    host: Sub,
+    host_kind: HostKind,
     port: Option<u16>,
-    params: Params,
+    params: Sub,
 }
 
-// Host with PartialEq/Eq by text, to keep Via comparable.
-#[derive(Debug, Clone)]
-struct HostText(Host);
-impl PartialEq for HostText {
-    fn eq(&self, o: &Self) -> bool {
-        self.0.as_str() == o.0.as_str()
+impl PartialEq for Via {
+    fn eq(&self, other: &Via) -> bool {
+        self.as_str() == other.as_str()
     }
 }
-impl Eq for HostText {}
+
+impl Eq for Via {}
 
 impl Via {
     /// The value as written.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        self.all.get(&self.raw)
     }
-    /// Protocol name and version, `SIP/2.0` (as written, LWS removed only at ends).
-    pub fn protocol(&self) -> &str {
-        &self.protocol
+    /// Protocol name (`SIP`).
+    pub fn protocol_name(&self) -> &str {
+        self.name.get(&self.raw)
+    }
+    /// Protocol version (`2.0`).
+    pub fn protocol_version(&self) -> &str {
+        self.version.get(&self.raw)
     }
     /// The transport token as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`...).
     pub fn transport(&self) -> &str {
-        &self.transport
+        self.transport.get(&self.raw)
     }
     /// The sent-by host.
-    pub fn host(&self) -> &Host {
-        &self.host.0
+    pub fn host(&self) -> Host<'_> {
+        Host::new(self.host.get(&self.raw), self.host_kind)
     }
     /// The sent-by port, if given.
     pub fn port(&self) -> Option<u16> {
         self.port
     }
     /// All parameters.
-    pub fn params(&self) -> &Params {
-        &self.params
+    pub fn params(&self) -> Params<'_> {
+        Params(self.params.get(&self.raw))
     }
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
-        self.params.value("branch")
+        self.params().value("branch")
     }
     /// Whether the branch starts with the RFC 3261 magic cookie and has
     /// something after it (RFC 3261 §17.2.3 matching applies then).
@@ -68,22 +76,22 @@ impl Via {
     }
     /// The `received` parameter as written.
     pub fn received(&self) -> Option<&str> {
-        self.params.value("received")
+        self.params().value("received")
     }
     /// The `rport` parameter (RFC 3581): `Some(None)` when present without a
     /// value (a request asking for it), `Some(Some(port))` when filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
+        self.params()
             .get("rport")
             .map(|v| v.and_then(|p| parse_u32(p, 65535).map(|p| p as u16)))
     }
     /// The `maddr` parameter.
     pub fn maddr(&self) -> Option<&str> {
-        self.params.value("maddr")
+        self.params().value("maddr")
     }
     /// The `ttl` parameter.
     pub fn ttl(&self) -> Option<u8> {
-        self.params
+        self.params()
             .value("ttl")
             .and_then(|t| parse_u32(t, 255))
             .map(|t| t as u8)
@@ -91,9 +99,14 @@ impl Via {
 
     /// Parses one Via value (not a comma-separated list).
     pub fn parse(value: &SipStr) -> Result<Via, Error> {
+        Via::parse_in(value, Sub::new(0, value.len()))
+    }
+
+    /// Parses the Via value at `item` of a header value, sharing `src`.
+    pub(crate) fn parse_in(src: &SipStr, item: Sub) -> Result<Via, Error> {
         let err = |r: &'static str| Error::header("Via", r);
-        let v = value.slice_ref(trim_lws(value));
-        let mut sc = Scanner::new(v.as_str());
+        let v: &str = trim_lws(item.get(src));
+        let mut sc = Scanner::new(v);
         let name = sc.token().ok_or_else(|| err("protocol name missing"))?;
         sc.skip_lws();
         if !sc.eat(b'/') {
@@ -112,31 +125,28 @@ impl Via {
         if sc.pos == before {
             return Err(err("expected whitespace before sent-by"));
         }
-        let host = scan_host(&mut sc, &v).map_err(err)?;
+        let (host, host_kind) = scan_host(&mut sc).map_err(err)?;
         let port = scan_port(&mut sc).map_err(err)?;
         let params = scan_header_params(&mut sc).map_err(err)?;
         sc.skip_lws();
         if !sc.at_end() {
             return Err(err("unexpected text after Via parameters"));
         }
-        let params = Params(v.slice_ref(params));
-        if let Some(b) = params.get("branch") {
+        if let Some(b) = Params(params).get("branch") {
             if b.is_none_or(|b| !b.bytes().all(is_token)) {
                 return Err(err("branch must be a token"));
             }
         }
-        let protocol = if name.len() + version.len() + 1 == v.len() {
-            v.clone()
-        } else {
-            SipStr::from(format!("{name}/{version}"))
-        };
         Ok(Via {
-            protocol,
-            transport: v.slice_ref(transport),
-            host: HostText(host),
+            all: Sub::of(src, v),
+            name: Sub::of(src, name),
+            version: Sub::of(src, version),
+            transport: Sub::of(src, transport),
+            host: Sub::of(src, host),
+            host_kind,
             port,
-            params,
-            raw: v,
+            params: Sub::of(src, params),
+            raw: src.clone(),
         })
     }
 }
@@ -145,37 +155,41 @@ impl Via {
 /// Contact, Route, Record-Route, Reply-To, Path... (RFC 3261 §20.10).
 #[derive(Debug, Clone)]
 pub struct NameAddr {
-    raw: SipStr,
-    display: Option<SipStr>,
+    // The URI holds the shared text of the whole value.
     uri: Uri,
-    params: Params,
+    all: Sub,
+    display: Option<Sub>,
+    params: Sub,
     bracketed: bool,
 }
 
 impl NameAddr {
+    fn src(&self) -> &str {
+        self.uri.source()
+    }
     /// The value as written.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        self.all.get(self.src())
     }
     /// The display name as written (quoted strings keep their quotes).
     pub fn display_raw(&self) -> Option<&str> {
-        self.display.as_deref()
+        self.display.map(|d| d.get(self.src()))
     }
     /// The display name with quotes removed and quoted-pairs resolved.
     pub fn display_name(&self) -> Option<Cow<'_, str>> {
-        self.display.as_deref().map(unquote)
+        self.display_raw().map(unquote)
     }
     /// The URI.
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
     /// Header parameters (after `>`, or after the addr-spec).
-    pub fn params(&self) -> &Params {
-        &self.params
+    pub fn params(&self) -> Params<'_> {
+        Params(self.params.get(self.src()))
     }
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&str> {
-        self.params.value("tag")
+        self.params().value("tag")
     }
     /// Whether the URI was written inside `<...>`.
     pub fn is_bracketed(&self) -> bool {
@@ -184,17 +198,24 @@ impl NameAddr {
 
     /// Parses one value (not a comma-separated list) of header `header`.
     pub fn parse(value: &SipStr, header: &'static str) -> Result<NameAddr, Error> {
+        NameAddr::parse_in(value, Sub::new(0, value.len()), header)
+    }
+
+    /// Parses the value at `item` of a header value, sharing `value`.
+    pub(crate) fn parse_in(
+        value: &SipStr,
+        item: Sub,
+        header: &'static str,
+    ) -> Result<NameAddr, Error> {
         let err = |r: &'static str| Error::header(header, r);
-        let v = value.slice_ref(trim_lws(value));
-        let mut sc = Scanner::new(v.as_str());
+        let v: &str = trim_lws(item.get(value));
+        let mut sc = Scanner::new(v);
         let mut display = None;
-        let bracketed;
-        let uri_text;
         if sc.peek() == Some(b'"') {
             let q = sc
                 .quoted_string()
                 .ok_or_else(|| err("display name opens a quote that is never closed"))?;
-            display = Some(v.slice_ref(q));
+            display = Some(q);
             sc.skip_lws();
             if sc.peek() != Some(b'<') {
                 return Err(err("expected '<' after quoted display name"));
@@ -210,46 +231,49 @@ impl NameAddr {
             }
             if sc.peek() == Some(b'<') {
                 if last_end > start {
-                    display = Some(v.slice_ref(sc.s.get(start..last_end).unwrap_or("")));
+                    display = v.get(start..last_end);
                 }
             } else {
                 sc.pos = start;
             }
         }
-        if sc.eat(b'<') {
+        let bracketed = sc.eat(b'<');
+        let uri_text = if bracketed {
             let inner_start = sc.pos;
-            let close = sc
-                .rest()
-                .find('>')
+            let close = find_byte(sc.rest().as_bytes(), b'>')
                 .ok_or_else(|| err("'<' is never closed by '>'"))?;
-            uri_text = v.slice(inner_start..inner_start + close);
             sc.pos = inner_start + close + 1;
-            bracketed = true;
-        } else {
-            // addr-spec: no header-level ambiguity allowed, so the URI ends at
-            // the first ';' after the host (RFC 3261 §20.10), and it may not
-            // carry URI headers or commas.
-            let rest = sc.rest();
-            let host_start = rest.find('@').map_or(0, |a| a + 1);
-            let end = rest
-                .get(host_start..)
-                .and_then(|r| r.find([';', ' ', '\t', '\r', '\n']))
-                .map_or(rest.len(), |e| e + host_start);
-            let text = rest.get(..end).unwrap_or("");
-            if text.contains('?') {
-                return Err(err("a URI with headers must be enclosed in '<' '>'"));
-            }
-            uri_text = v.slice_ref(text);
-            sc.pos += end;
-            bracketed = false;
-        }
-        let uri = if bracketed {
-            if uri_text.starts_with([' ', '\t']) || uri_text.ends_with([' ', '\t']) {
+            let t = v.get(inner_start..inner_start + close).unwrap_or("");
+            if t.starts_with([' ', '\t']) || t.ends_with([' ', '\t']) {
                 return Err(err("whitespace inside '<' '>' around the URI"));
             }
-            Uri::parse_shared(&uri_text)?
+            t
         } else {
-            Uri::parse_shared(&uri_text).map_err(|_| err("not a name-addr or addr-spec"))?
+            // addr-spec: the URI ends at the first ';' after the host
+            // (RFC 3261 §20.10: its parameters are header parameters), and
+            // it may not carry URI headers.
+            let rest = sc.rest();
+            let host_start = find_byte(rest.as_bytes(), b'@').map_or(0, |a| a + 1);
+            let end = rest
+                .as_bytes()
+                .get(host_start..)
+                .and_then(|r| {
+                    r.iter()
+                        .position(|&c| matches!(c, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+                })
+                .map_or(rest.len(), |e| e + host_start);
+            let t = rest.get(..end).unwrap_or("");
+            if find_byte(t.as_bytes(), b'?').is_some() {
+                return Err(err("a URI with headers must be enclosed in '<' '>'"));
+            }
+            sc.pos += end;
+            t
+        };
+        let uri = Uri::parse_in(value, Sub::of(value, uri_text));
+        let uri = if bracketed {
+            uri?
+        } else {
+            uri.map_err(|_| err("not a name-addr or addr-spec"))?
         };
         let params = scan_header_params(&mut sc).map_err(err)?;
         sc.skip_lws();
@@ -257,11 +281,11 @@ impl NameAddr {
             return Err(err("unexpected text after the address"));
         }
         Ok(NameAddr {
-            display,
-            uri,
-            params: Params(v.slice_ref(params)),
+            all: Sub::of(value, v),
+            display: display.map(|d| Sub::of(value, d)),
+            params: Sub::of(value, params),
             bracketed,
-            raw: v,
+            uri,
         })
     }
 }
@@ -317,8 +341,8 @@ pub(crate) fn parse_contacts(value: &SipStr, out: &mut Vec<Contact>) -> Result<(
         out.push(Contact::Star);
         return Ok(());
     }
-    parse_list(value, "Contact", out, |item| {
-        NameAddr::parse(item, "Contact").map(Contact::Addr)
+    parse_list(value, "Contact", out, |src, item| {
+        NameAddr::parse_in(src, item, "Contact").map(Contact::Addr)
     })
 }
 
@@ -327,13 +351,16 @@ pub(crate) fn parse_list<T>(
     value: &SipStr,
     header: &'static str,
     out: &mut Vec<T>,
-    f: impl Fn(&SipStr) -> Result<T, Error>,
+    f: impl Fn(&SipStr, Sub) -> Result<T, Error>,
 ) -> Result<(), Error> {
     for item in comma_items(value) {
         if item.is_empty() {
-            return Err(Error::header(header, "empty element in comma-separated list"));
+            return Err(Error::header(
+                header,
+                "empty element in comma-separated list",
+            ));
         }
-        out.push(f(&value.slice_ref(item))?);
+        out.push(f(value, Sub::of(value, item))?);
     }
     Ok(())
 }
@@ -353,13 +380,15 @@ impl CSeq {
         let mut sc = Scanner::new(value.as_str());
         sc.skip_lws();
         let digits = sc.take_while(|c| c.is_ascii_digit());
-        let seq = parse_u32(digits, u32::MAX).ok_or_else(|| {
-            Error::header("CSeq", "sequence number is not a number below 2**32")
-        })?;
+        let seq = parse_u32(digits, u32::MAX)
+            .ok_or_else(|| Error::header("CSeq", "sequence number is not a number below 2**32"))?;
         let before = sc.pos;
         sc.skip_lws();
         if sc.pos == before {
-            return Err(Error::header("CSeq", "expected whitespace after the number"));
+            return Err(Error::header(
+                "CSeq",
+                "expected whitespace after the number",
+            ));
         }
         let m = sc
             .token()
@@ -378,23 +407,23 @@ impl CSeq {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaType {
     raw: SipStr,
-    type_len: usize,
-    subtype: SipStr,
-    params: Params,
+    main: Sub,
+    subtype: Sub,
+    params: Sub,
 }
 
 impl MediaType {
     /// The top-level type (`application`).
     pub fn main_type(&self) -> &str {
-        self.raw.get(..self.type_len).unwrap_or("")
+        self.main.get(&self.raw)
     }
     /// The subtype (`sdp`).
     pub fn subtype(&self) -> &str {
-        &self.subtype
+        self.subtype.get(&self.raw)
     }
     /// Parameters (`;boundary=...`).
-    pub fn params(&self) -> &Params {
-        &self.params
+    pub fn params(&self) -> Params<'_> {
+        Params(self.params.get(&self.raw))
     }
     /// `type/subtype` matches, case-insensitively.
     pub fn is(&self, main: &str, sub: &str) -> bool {
@@ -402,8 +431,9 @@ impl MediaType {
     }
     /// `type/subtype` as written (without parameters).
     pub fn essence(&self) -> &str {
-        let end = self.subtype.as_ptr() as usize - self.raw.as_ptr() as usize + self.subtype.len();
-        self.raw.get(..end).unwrap_or("")
+        self.raw
+            .get(self.main.start()..self.subtype.end())
+            .unwrap_or("")
     }
 
     /// Parses a media type.
@@ -424,9 +454,9 @@ impl MediaType {
             return Err(err("unexpected text after the media type"));
         }
         Ok(MediaType {
-            type_len: t.len(),
-            subtype: v.slice_ref(st),
-            params: Params(v.slice_ref(params)),
+            main: Sub::of(&v, t),
+            subtype: Sub::of(&v, st),
+            params: Sub::of(&v, params),
             raw: v,
         })
     }
@@ -437,23 +467,25 @@ impl MediaType {
 /// §20.44): a scheme and its comma-separated `name=value` parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthParams {
-    scheme: SipStr,
-    params: Vec<(SipStr, SipStr)>,
+    raw: SipStr,
+    scheme: Sub,
+    params: Vec<(Sub, Sub)>,
 }
 
 impl AuthParams {
     /// The scheme (`Digest`).
     pub fn scheme(&self) -> &str {
-        &self.scheme
+        self.scheme.get(&self.raw)
     }
     /// Parameters in order, values as written (quotes kept).
-    pub fn params(&self) -> &[(SipStr, SipStr)] {
-        &self.params
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.params
+            .iter()
+            .map(|(n, v)| (n.get(&self.raw), v.get(&self.raw)))
     }
     /// The value of a parameter (name case-insensitive), unquoted.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.params
-            .iter()
+        self.params()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| unquote(v))
     }
@@ -463,8 +495,7 @@ impl AuthParams {
         let err = |r: &'static str| Error::header(header, r);
         let v = value.slice_ref(trim_lws(value));
         let mut sc = Scanner::new(v.as_str());
-        let scheme = sc.token().ok_or_else(|| err("scheme missing"))?;
-        let scheme = v.slice_ref(scheme);
+        let scheme = Sub::of(&v, sc.token().ok_or_else(|| err("scheme missing"))?);
         let mut params = Vec::new();
         sc.skip_lws();
         while !sc.at_end() {
@@ -484,7 +515,7 @@ impl AuthParams {
                     t
                 }
             };
-            params.push((v.slice_ref(name), v.slice_ref(value)));
+            params.push((Sub::of(&v, name), Sub::of(&v, value)));
             if params.len() > 64 {
                 return Err(err("too many parameters"));
             }
@@ -494,7 +525,11 @@ impl AuthParams {
             }
             sc.skip_lws();
         }
-        Ok(AuthParams { scheme, params })
+        Ok(AuthParams {
+            raw: v,
+            scheme,
+            params,
+        })
     }
 }
 
@@ -510,7 +545,8 @@ mod tests {
     fn via_with_lws_and_params() {
         let v = Via::parse(&s("SIP  /   2.0  / UDP\r\n 192.0.2.2:5060;branch=z9hG4bK1;rport;received=[2001:db8::9:255]")).unwrap();
         assert_eq!(v.transport(), "UDP");
-        assert_eq!(v.protocol(), "SIP/2.0");
+        assert_eq!(v.protocol_name(), "SIP");
+        assert_eq!(v.protocol_version(), "2.0");
         assert_eq!(v.host().as_str(), "192.0.2.2");
         assert_eq!(v.port(), Some(5060));
         assert_eq!(v.branch(), Some("z9hG4bK1"));
@@ -521,14 +557,24 @@ mod tests {
         assert!(!v.has_rfc3261_branch());
         assert_eq!(v.rport(), Some(Some(5061)));
         assert_eq!(v.ttl(), Some(3));
-        for bad in ["SIP/2.0/UDP", "SIP/2.0 UDP h", "SIP/2.0/UDP h;;a", "SIP/2.0/UDPh", "SIP/2.0/UDP h:x"] {
+        for bad in [
+            "SIP/2.0/UDP",
+            "SIP/2.0 UDP h",
+            "SIP/2.0/UDP h;;a",
+            "SIP/2.0/UDPh",
+            "SIP/2.0/UDP h:x",
+        ] {
             assert!(Via::parse(&s(bad)).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn name_addr_forms() {
-        let n = NameAddr::parse(&s("\"J Rosenberg \\\\\\\"\"  <sip:jdrosen@example.com>;tag=98asjd8"), "From").unwrap();
+        let n = NameAddr::parse(
+            &s("\"J Rosenberg \\\\\\\"\"  <sip:jdrosen@example.com>;tag=98asjd8"),
+            "From",
+        )
+        .unwrap();
         assert_eq!(n.display_name().unwrap(), "J Rosenberg \\\"");
         assert_eq!(n.tag(), Some("98asjd8"));
         let n = NameAddr::parse(&s("caller<sip:caller@example.com>;tag=323"), "From").unwrap();

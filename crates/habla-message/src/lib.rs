@@ -53,7 +53,9 @@ pub mod fuzzing;
 pub use builder::{reason_phrase, RequestBuilder, ResponseBuilder};
 pub use error::{Error, LimitKind, ParseError};
 pub use framing::{Frame, StreamFramer};
-pub use headers::{parse_qvalue, AuthParams, CSeq, Contact, MediaType, NameAddr, Via, MAGIC_COOKIE};
+pub use headers::{
+    parse_qvalue, AuthParams, CSeq, Contact, MediaType, NameAddr, Via, MAGIC_COOKIE,
+};
 pub use message::{HeaderRef, Limits, Message};
 pub use method::Method;
 pub use name::HeaderName;

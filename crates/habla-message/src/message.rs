@@ -7,8 +7,8 @@ use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameA
 use crate::scan::{is_token, parse_u32};
 use crate::{HeaderName, Method, SipStr, Uri};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::cell::OnceCell as OnceLock;
 use std::fmt;
-use std::sync::OnceLock;
 
 /// Size limits applied while parsing (every one is configurable; the
 /// defaults suit a server facing the Internet).
@@ -76,6 +76,7 @@ struct Field {
 struct Cache {
     request_uri: OnceLock<Result<Uri, Error>>,
     vias: OnceLock<Result<Vec<Via>, Error>>,
+    top_via: OnceLock<Result<Via, Error>>,
     from: OnceLock<Result<NameAddr, Error>>,
     to: OnceLock<Result<NameAddr, Error>>,
     call_id: OnceLock<Result<SipStr, Error>>,
@@ -87,10 +88,10 @@ struct Cache {
     content_type: OnceLock<Result<Option<MediaType>, Error>>,
 }
 
-fn cached<'a, T>(
-    cell: &'a OnceLock<Result<T, Error>>,
+fn cached<T>(
+    cell: &OnceLock<Result<T, Error>>,
     f: impl FnOnce() -> Result<T, Error>,
-) -> Result<&'a T, Error> {
+) -> Result<&T, Error> {
     match cell.get_or_init(f) {
         Ok(v) => Ok(v),
         Err(e) => Err(e.clone()),
@@ -118,6 +119,34 @@ pub struct Message {
     edited: bool,
     start_override: Option<SipStr>,
     cache: Cache,
+    /// First position and count of each frequently used header, so that a
+    /// lookup skips the scan of every line.
+    index: [Slot; CORE_HEADERS],
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    first: u16,
+    count: u16,
+}
+
+const CORE_HEADERS: usize = 11;
+
+fn core_slot(name: HeaderName) -> Option<usize> {
+    Some(match name {
+        HeaderName::Via => 0,
+        HeaderName::From => 1,
+        HeaderName::To => 2,
+        HeaderName::CallId => 3,
+        HeaderName::CSeq => 4,
+        HeaderName::MaxForwards => 5,
+        HeaderName::Contact => 6,
+        HeaderName::Route => 7,
+        HeaderName::RecordRoute => 8,
+        HeaderName::ContentLength => 9,
+        HeaderName::ContentType => 10,
+        _ => return None,
+    })
 }
 
 /// A header line as seen by [`Message::headers`].
@@ -173,16 +202,22 @@ impl Message {
         let msg_start = pos;
 
         // Split the lines of the header section.
-        let mut fields: Vec<Field> = Vec::with_capacity(16);
+        let mut fields: Vec<Field> = Vec::with_capacity(24);
         let mut start_line = None;
         let mut body_start = data.len();
         let mut line_no = 0usize;
+        let mut newlines = memchr::memchr_iter(b'\n', &data[pos..]);
+        let base = pos;
         while pos < data.len() {
             line_no += 1;
-            let (content_end, next) = match memchr::memchr(b'\n', &data[pos..]) {
+            let (content_end, next) = match newlines.next() {
                 Some(i) => {
-                    let nl = pos + i;
-                    let ce = if nl > pos && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+                    let nl = base + i;
+                    let ce = if nl > pos && data[nl - 1] == b'\r' {
+                        nl - 1
+                    } else {
+                        nl
+                    };
                     (ce, nl + 1)
                 }
                 None => (data.len(), data.len()),
@@ -221,7 +256,7 @@ impl Message {
                     }
                 }
             } else {
-                let colon = match memchr::memchr(b':', line) {
+                let colon = match line.iter().position(|&c| c == b':') {
                     Some(c) => pos + c,
                     None => {
                         return hard(Error::HeaderLine {
@@ -250,8 +285,7 @@ impl Message {
                 }
                 let vend = trim_end_ws(data, vstart, content_end);
                 fields.push(Field {
-                    // Names are ASCII tokens: from_utf8 cannot fail here.
-                    name: HeaderName::parse(std::str::from_utf8(name).unwrap_or("")),
+                    name: HeaderName::parse_bytes(name),
                     name_span: Span::new(pos, name_end),
                     value: Span::new(vstart, vend),
                     line: Span::new(pos, next),
@@ -291,7 +325,9 @@ impl Message {
             edited: false,
             start_override: None,
             cache: Cache::default(),
+            index: [Slot::default(); CORE_HEADERS],
         };
+        m.reindex();
         // RFC 3261 §18.3: Content-Length frames the body; without it a
         // datagram's body is the rest of the datagram.
         let available = data.len().saturating_sub(body_start);
@@ -333,12 +369,12 @@ impl Message {
     /// §8.1.1 (Max-Forwards optional for RFC 2543 peers), a CSeq method
     /// equal to the request method, a body framed by Content-Length.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(e) = &self.start_error {
+            return Err(e.clone());
+        }
         let version = self.version();
         if !version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(Error::Version(version.to_owned()));
-        }
-        if let Some(e) = &self.start_error {
-            return Err(e.clone());
         }
         self.top_via()?;
         self.from()?;
@@ -416,7 +452,9 @@ impl Message {
             StartLine::Request { uri, .. } => {
                 Uri::parse_shared(&self.start_text().slice(uri.range()))
             }
-            StartLine::Response { .. } => Err(Error::StartLine("a response has no Request-URI".into())),
+            StartLine::Response { .. } => {
+                Err(Error::StartLine("a response has no Request-URI".into()))
+            }
         })
     }
 
@@ -425,14 +463,31 @@ impl Message {
     /// All Via values, top first, across every Via line.
     pub fn vias(&self) -> Result<&[Via], Error> {
         cached(&self.cache.vias, || {
-            self.list(HeaderName::Via, |v, out| parse_list(v, "Via", out, Via::parse))
+            self.list(HeaderName::Via, |v, out| {
+                parse_list(v, "Via", out, Via::parse_in)
+            })
         })
         .map(Vec::as_slice)
     }
 
-    /// The topmost Via value.
+    /// The topmost Via value. Parses only that value: the others wait for
+    /// [`Message::vias`].
     pub fn top_via(&self) -> Result<&Via, Error> {
-        self.vias()?.first().ok_or(Error::Missing("Via"))
+        cached(&self.cache.top_via, || {
+            let field = self
+                .fields_named(HeaderName::Via)
+                .next()
+                .ok_or(Error::Missing("Via"))?;
+            let value = self.value_of(field);
+            let first = crate::scan::comma_items(&value).next().unwrap_or("");
+            if first.is_empty() {
+                return Err(Error::header(
+                    "Via",
+                    "empty element in comma-separated list",
+                ));
+            }
+            Via::parse_in(&value, crate::text::Sub::of(&value, first))
+        })
     }
 
     /// From (RFC 3261 §20.20).
@@ -448,7 +503,9 @@ impl Message {
     /// Call-ID (RFC 3261 §20.8).
     pub fn call_id(&self) -> Result<&SipStr, Error> {
         cached(&self.cache.call_id, || {
-            let v = self.single(HeaderName::CallId)?.ok_or(Error::Missing("Call-ID"))?;
+            let v = self
+                .single(HeaderName::CallId)?
+                .ok_or(Error::Missing("Call-ID"))?;
             let ok = !v.is_empty()
                 && v.bytes().all(|c| {
                     c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}@".contains(&c)
@@ -465,7 +522,11 @@ impl Message {
     /// CSeq (RFC 3261 §20.16).
     pub fn cseq(&self) -> Result<&CSeq, Error> {
         cached(&self.cache.cseq, || {
-            CSeq::parse(&self.single(HeaderName::CSeq)?.ok_or(Error::Missing("CSeq"))?)
+            CSeq::parse(
+                &self
+                    .single(HeaderName::CSeq)?
+                    .ok_or(Error::Missing("CSeq"))?,
+            )
         })
     }
 
@@ -484,13 +545,18 @@ impl Message {
 
     /// Contact values (RFC 3261 §20.10), empty when absent.
     pub fn contacts(&self) -> Result<&[Contact], Error> {
-        cached(&self.cache.contacts, || self.list(HeaderName::Contact, parse_contacts))
-            .map(Vec::as_slice)
+        cached(&self.cache.contacts, || {
+            self.list(HeaderName::Contact, parse_contacts)
+        })
+        .map(Vec::as_slice)
     }
 
     /// Route values, top first (RFC 3261 §20.34).
     pub fn routes(&self) -> Result<&[NameAddr], Error> {
-        cached(&self.cache.routes, || self.addr_list(HeaderName::Route, "Route")).map(Vec::as_slice)
+        cached(&self.cache.routes, || {
+            self.addr_list(HeaderName::Route, "Route")
+        })
+        .map(Vec::as_slice)
     }
 
     /// Record-Route values, top first (RFC 3261 §20.30).
@@ -505,9 +571,8 @@ impl Message {
     pub fn content_length(&self) -> Result<Option<u32>, Error> {
         self.single(HeaderName::ContentLength)?
             .map(|v| {
-                parse_u32(&v, u32::MAX).ok_or_else(|| {
-                    Error::header("Content-Length", "not a non-negative number")
-                })
+                parse_u32(&v, u32::MAX)
+                    .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
             })
             .transpose()
     }
@@ -573,7 +638,30 @@ impl Message {
     }
 
     fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &Field> + '_ {
-        self.fields.iter().filter(move |f| f.name == name)
+        let (first, count) = match core_slot(name) {
+            Some(i) => (self.index[i].first as usize, self.index[i].count as usize),
+            None => (0, usize::MAX),
+        };
+        self.fields
+            .get(first..)
+            .unwrap_or(&[])
+            .iter()
+            .filter(move |f| f.name == name)
+            .take(count)
+    }
+
+    fn reindex(&mut self) {
+        self.index = [Slot::default(); CORE_HEADERS];
+        // Header counts are bounded by Limits::max_headers, far below u16::MAX.
+        for (i, f) in self.fields.iter().enumerate() {
+            if let Some(k) = core_slot(f.name) {
+                let slot = &mut self.index[k];
+                if slot.count == 0 {
+                    slot.first = i as u16;
+                }
+                slot.count = slot.count.saturating_add(1);
+            }
+        }
     }
 
     fn text<'a>(&'a self, f: &'a Field) -> &'a str {
@@ -627,7 +715,7 @@ impl Message {
 
     fn addr_list(&self, name: HeaderName, label: &'static str) -> Result<Vec<NameAddr>, Error> {
         self.list(name, |v, out| {
-            parse_list(v, label, out, |i| NameAddr::parse(i, label))
+            parse_list(v, label, out, |src, i| NameAddr::parse_in(src, i, label))
         })
     }
 
@@ -642,7 +730,11 @@ impl Message {
         }
         if value.bytes().any(|c| c == b'\r' || c == b'\n') {
             return Err(Error::header(
-                if name == HeaderName::Other { "extension" } else { name.as_str() },
+                if name == HeaderName::Other {
+                    "extension"
+                } else {
+                    name.as_str()
+                },
                 "a value may not contain CR or LF",
             ));
         }
@@ -660,6 +752,7 @@ impl Message {
     fn touched(&mut self) {
         self.edited = true;
         self.cache = Cache::default();
+        self.reindex();
     }
 
     /// Inserts a value above every existing value of `name` (a proxy pushing
@@ -727,7 +820,11 @@ impl Message {
             // The remaining text came from a parsed line: no CR/LF but folds,
             // which `comma_items` trimmed; a fold inside an item stays valid
             // LWS, so build the line directly.
-            let raw_name = self.text(&self.fields[i]).get(self.fields[i].name_span.range()).unwrap_or("").to_owned();
+            let raw_name = self
+                .text(&self.fields[i])
+                .get(self.fields[i].name_span.range())
+                .unwrap_or("")
+                .to_owned();
             let text = format!("{raw_name}: {joined}");
             self.fields[i] = Field {
                 name,
@@ -874,17 +971,16 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
 
 /// Parses the start line. Errors in a request line that still looks like a
 /// request are deferred (returned third) so that a 400 can be sent.
-fn parse_start_line(
-    head: &SipStr,
-    span: Span,
-) -> Result<(StartLine, Span, Option<Error>), Error> {
+fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Option<Error>), Error> {
     let full = head.get(span.range()).unwrap_or("");
     let line = full.trim_end_matches(['\r', '\n']);
     let base = span.start as usize;
     let b = line.as_bytes();
     if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = line.find(' ').ok_or_else(|| Error::StartLine("no space after the SIP version".into()))?;
+        let sp = line
+            .find(' ')
+            .ok_or_else(|| Error::StartLine("no space after the SIP version".into()))?;
         let version = Span::new(base, base + sp);
         check_version_syntax(&line[..sp])?;
         let rest = &line[sp + 1..];
@@ -900,27 +996,36 @@ fn parse_start_line(
         let reason = Span::new(base + reason_start, base + line.len());
         return Ok((StartLine::Response { code, reason }, version, None));
     }
-    // Request-Line = Method SP Request-URI SP SIP-Version
+    // Request-Line = Method SP Request-URI SP SIP-Version, single spaces.
+    // Extra whitespace is an error (RFC 4475 §3.1.2.6, §3.1.2.7), deferred
+    // so that the request can still be answered with 400; the spans exclude
+    // it so that nothing forwards it.
     let first = line
         .find(' ')
         .ok_or_else(|| Error::StartLine("neither a request line nor a status line".into()))?;
     let method_str = head.slice(base..base + first);
     let method = Method::parse(&method_str)
         .ok_or_else(|| Error::StartLine("method is not a token".into()))?;
-    let last = line.rfind(' ').unwrap_or(first);
-    let version = Span::new(base + last + 1, base + line.len());
-    let uri_span = Span::new(base + first + 1, base + last.max(first + 1));
-    let mut deferred = None;
-    let uri_str = line.get(first + 1..last).unwrap_or("");
-    if last == first || uri_str.is_empty() {
-        deferred = Some(Error::StartLine("Request-URI or SIP version missing".into()));
+    let trimmed = line.trim_end_matches([' ', '\t']);
+    let last = trimmed.rfind(' ').unwrap_or(first).max(first);
+    let version = Span::new(base + last + 1, base + trimmed.len());
+    let between = trimmed.get(first + 1..last).unwrap_or("");
+    let uri_str = between.trim_matches([' ', '\t']);
+    let uri_start = first + 1 + (between.len() - between.trim_start_matches([' ', '\t']).len());
+    let uri_span = Span::new(base + uri_start, base + uri_start + uri_str.len());
+    let deferred = if last == first || uri_str.is_empty() {
+        Some(Error::StartLine(
+            "Request-URI or SIP version missing".into(),
+        ))
     } else if uri_str.bytes().any(|c| c == SP || c == b'\t') {
-        deferred = Some(Error::StartLine(
-            "Request-URI contains whitespace, or elements are separated by more than one space".into(),
-        ));
-    } else if let Err(e) = check_version_syntax(&line[last + 1..]) {
-        deferred = Some(e);
-    }
+        Some(Error::StartLine("Request-URI contains whitespace".into()))
+    } else if uri_str.len() != between.len() || trimmed.len() != line.len() {
+        Some(Error::StartLine(
+            "request line elements must be separated by exactly one space".into(),
+        ))
+    } else {
+        check_version_syntax(&trimmed[last + 1..]).err()
+    };
     Ok((
         StartLine::Request {
             method,
@@ -935,14 +1040,12 @@ fn parse_start_line(
 fn check_version_syntax(v: &str) -> Result<(), Error> {
     let ok = v.len() > 4
         && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
-        && v[4..]
-            .split_once('.')
-            .is_some_and(|(a, b)| {
-                !a.is_empty()
-                    && !b.is_empty()
-                    && a.bytes().all(|c| c.is_ascii_digit())
-                    && b.bytes().all(|c| c.is_ascii_digit())
-            });
+        && v[4..].split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
     if ok {
         Ok(())
     } else {

@@ -18,6 +18,8 @@ macro_rules! header_names {
             Other,
         }
 
+        const KNOWN: &[(&str, HeaderName)] = &[ $( ($canonical, HeaderName::$variant), )* ];
+
         impl HeaderName {
             /// The canonical spelling (long form).
             pub const fn as_str(self) -> &'static str {
@@ -38,20 +40,31 @@ macro_rules! header_names {
             /// Recognises a name as written on the wire (any case, long or
             /// compact form).
             pub fn parse(name: &str) -> HeaderName {
-                let b = name.as_bytes();
+                HeaderName::parse_bytes(name.as_bytes())
+            }
+
+            /// [`HeaderName::parse`] on bytes.
+            #[inline]
+            pub fn parse_bytes(b: &[u8]) -> HeaderName {
                 if b.len() == 1 {
                     return match b[0].to_ascii_lowercase() {
-                        $( $( c if c == $compact as u8 => HeaderName::$variant, )? )*
+                        $( $( c if u32::from(c) == $compact as u32 => HeaderName::$variant, )? )*
                         _ => HeaderName::Other,
                     };
                 }
-                $(
-                    if b.len() == $canonical.len()
-                        && b.eq_ignore_ascii_case($canonical.as_bytes())
-                    {
-                        return HeaderName::$variant;
+                // Long names: one hashed bucket of at most two candidates.
+                let first = b.first().map_or(0, u8::to_ascii_lowercase);
+                let last = b.last().map_or(0, u8::to_ascii_lowercase);
+                for &slot in &NAME_TABLE[bucket(b.len(), first, last)] {
+                    if slot == 0 {
+                        break;
                     }
-                )*
+                    let (canonical, name) = KNOWN[slot as usize - 1];
+                    // Exact spelling first (the common case), then any case.
+                    if canonical.as_bytes() == b || canonical.as_bytes().eq_ignore_ascii_case(b) {
+                        return name;
+                    }
+                }
                 HeaderName::Other
             }
         }
@@ -117,6 +130,38 @@ header_names! {
     WwwAuthenticate => "WWW-Authenticate";
 }
 
+const BUCKETS: usize = 256;
+
+const fn bucket(len: usize, first: u8, last: u8) -> usize {
+    (len ^ first as usize ^ (last as usize).wrapping_mul(4)) % BUCKETS
+}
+
+const fn build_table() -> [[u8; 2]; BUCKETS] {
+    let mut t = [[0u8; 2]; BUCKETS];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let n = KNOWN[i].0.as_bytes();
+        let b = bucket(
+            n.len(),
+            n[0].to_ascii_lowercase(),
+            n[n.len() - 1].to_ascii_lowercase(),
+        );
+        if t[b][0] == 0 {
+            t[b][0] = (i + 1) as u8;
+        } else if t[b][1] == 0 {
+            t[b][1] = (i + 1) as u8;
+        } else {
+            panic!("header name hash: more than two names in one bucket; change `bucket`");
+        }
+        i += 1;
+    }
+    t
+}
+
+/// Known long names hashed by (length, first, last) into buckets of two:
+/// recognising a name costs one hash and at most two comparisons.
+static NAME_TABLE: [[u8; 2]; BUCKETS] = build_table();
+
 impl HeaderName {
     /// Whether the header may appear only once (RFC 3261 §7.3.1: only headers
     /// whose grammar is a comma-separated list may repeat).
@@ -155,7 +200,16 @@ mod tests {
         assert_eq!(HeaderName::parse("CSEQ"), HeaderName::CSeq);
         assert_eq!(HeaderName::parse("x-custom"), HeaderName::Other);
         assert_eq!(HeaderName::parse(""), HeaderName::Other);
-        assert_eq!(HeaderName::parse("a-very-long-header-name-indeed"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::parse("a-very-long-header-name-indeed"),
+            HeaderName::Other
+        );
+        for &(canonical, name) in KNOWN {
+            assert_eq!(HeaderName::parse(canonical), name);
+            assert_eq!(HeaderName::parse(&canonical.to_ascii_lowercase()), name);
+            assert_eq!(HeaderName::parse(&canonical.to_ascii_uppercase()), name);
+            assert_eq!(name.as_str(), canonical);
+        }
         for (c, n) in [
             ('i', HeaderName::CallId),
             ('m', HeaderName::Contact),

@@ -2,18 +2,18 @@
 //! header values (`generic-param`, §25.1). Kept as the text as written and
 //! scanned on access, so holding them costs no allocation.
 
-use crate::scan::{is_param_value, is_unreserved, Scanner};
-use crate::SipStr;
+use crate::scan::{class, is, is_param_value, Scanner};
 use std::fmt;
 
-/// A parameter list as written, starting at its first `;` (or empty).
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Params(pub(crate) SipStr);
+/// A parameter list as written, starting at its first `;` (or empty),
+/// borrowed from the value it belongs to.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Params<'a>(pub(crate) &'a str);
 
-impl Params {
+impl<'a> Params<'a> {
     /// The list as written, including the leading `;`.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
+    pub fn as_str(&self) -> &'a str {
+        self.0
     }
 
     /// Whether the list is empty.
@@ -23,28 +23,23 @@ impl Params {
 
     /// Parameters in order, names and values as written (values keep their
     /// quotes, if any).
-    pub fn iter(&self) -> ParamIter<'_> {
+    pub fn iter(&self) -> ParamIter<'a> {
         ParamIter {
-            s: Scanner::new(self.0.as_str()),
+            s: Scanner::new(self.0),
         }
     }
 
     /// Looks a parameter up by name (case-insensitive): `Some(None)` for a
     /// parameter without value, `Some(Some(v))` with one.
-    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
     /// The value of a parameter that has one.
-    pub fn value(&self, name: &str) -> Option<&str> {
+    pub fn value(&self, name: &str) -> Option<&'a str> {
         self.get(name).flatten()
-    }
-
-    /// The value of a parameter that has one, as a shared slice.
-    pub fn value_shared(&self, name: &str) -> Option<SipStr> {
-        self.value(name).map(|v| self.0.slice_ref(v))
     }
 
     /// Whether a parameter is present, with or without value.
@@ -53,15 +48,15 @@ impl Params {
     }
 }
 
-impl fmt::Debug for Params {
+impl fmt::Debug for Params<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl fmt::Display for Params {
+impl fmt::Display for Params<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.0)
     }
 }
 
@@ -141,8 +136,9 @@ pub(crate) fn scan_header_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'s
 }
 
 /// RFC 3261 §25.1 `paramchar`: param-unreserved / unreserved / escaped.
+#[inline(always)]
 pub(crate) fn is_uri_param_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$' | b'%')
+    is(c, class::URI_PARAM)
 }
 
 /// Scans `*( ";" uri-parameter )` of a SIP URI (no whitespace allowed).
@@ -169,7 +165,7 @@ pub(crate) fn scan_uri_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'stat
 pub(crate) fn check_escapes(s: &str) -> Result<(), &'static str> {
     let b = s.as_bytes();
     let mut i = 0;
-    while let Some(p) = b.get(i..).and_then(|r| memchr::memchr(b'%', r)) {
+    while let Some(p) = b.get(i..).and_then(|r| crate::scan::find_byte(r, b'%')) {
         let at = i + p;
         match (b.get(at + 1), b.get(at + 2)) {
             (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i = at + 3,
@@ -195,7 +191,7 @@ mod tests {
     #[test]
     fn header_params_with_lws_and_quotes() {
         let raw = hp(" ; tag = abc ;x=\"a;b\";lr").unwrap();
-        let p = Params(SipStr::from(raw));
+        let p = Params(raw);
         assert_eq!(p.value("TAG"), Some("abc"));
         assert_eq!(p.value("x"), Some("\"a;b\""));
         assert_eq!(p.get("lr"), Some(None));

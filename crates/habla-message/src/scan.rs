@@ -3,29 +3,103 @@
 //! Everything works on positions into a `&str`; nothing allocates and nothing
 //! can panic on any input: all reads are bounds-checked `get`s.
 
-/// RFC 3261 §25.1 `token` characters: alphanum / "-" / "." / "!" / "%" / "*"
-/// / "_" / "+" / "`" / "'" / "~".
-pub(crate) const fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
+/// Character classes of RFC 3261 §25.1 as bit flags in one 256-entry table,
+/// so that each test is a load and a mask.
+pub(crate) mod class {
+    /// `token`
+    pub const TOKEN: u8 = 1;
+    /// `unreserved` (alphanum / mark)
+    pub const UNRESERVED: u8 = 2;
+    /// generic-param value outside quotes: token / host (`:` `[` `]`)
+    pub const PARAM_VALUE: u8 = 4;
+    /// `user` characters besides escapes: unreserved / user-unreserved / `%`
+    pub const USER: u8 = 8;
+    /// `password` characters: unreserved / `&=+$,` / `%`
+    pub const PASSWORD: u8 = 16;
+    /// `paramchar`: param-unreserved / unreserved / `%`
+    pub const URI_PARAM: u8 = 32;
+    /// `hname`/`hvalue` characters and `=` `&`
+    pub const URI_HEADER: u8 = 64;
+    /// host name characters: alphanum / `-` `.` `_`
+    pub const HOSTNAME: u8 = 128;
+}
+
+const fn build_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let mark = matches!(
             c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        );
+        let unreserved = alnum || mark;
+        let token = alnum
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        let mut f = 0;
+        if token {
+            f |= class::TOKEN;
+        }
+        if unreserved {
+            f |= class::UNRESERVED;
+        }
+        if token || matches!(c, b':' | b'[' | b']') {
+            f |= class::PARAM_VALUE;
+        }
+        if unreserved
+            || matches!(
+                c,
+                b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+            )
+        {
+            f |= class::USER;
+        }
+        if unreserved || matches!(c, b'%' | b'&' | b'=' | b'+' | b'$' | b',') {
+            f |= class::PASSWORD;
+        }
+        if unreserved || matches!(c, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            f |= class::URI_PARAM;
+        }
+        if unreserved
+            || matches!(
+                c,
+                b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+            )
+        {
+            f |= class::URI_HEADER;
+        }
+        if alnum || matches!(c, b'-' | b'.' | b'_') {
+            f |= class::HOSTNAME;
+        }
+        t[i] = f;
+        i += 1;
+    }
+    t
+}
+
+static CLASSES: [u8; 256] = build_classes();
+
+/// Whether `c` is in every class of `mask`.
+#[inline(always)]
+pub(crate) fn is(c: u8, mask: u8) -> bool {
+    CLASSES[c as usize] & mask != 0
+}
+
+/// RFC 3261 §25.1 `token` characters.
+#[inline(always)]
+pub(crate) fn is_token(c: u8) -> bool {
+    is(c, class::TOKEN)
 }
 
 /// Characters allowed in a generic-param value outside quotes: `token` and
 /// `host` (which brings `:`, `[` and `]` for IPv6 references).
-pub(crate) const fn is_param_value(c: u8) -> bool {
-    is_token(c) || matches!(c, b':' | b'[' | b']')
-}
-
-/// RFC 3261 §25.1 `unreserved` (alphanum / mark).
-pub(crate) const fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
+#[inline(always)]
+pub(crate) fn is_param_value(c: u8) -> bool {
+    is(c, class::PARAM_VALUE)
 }
 
 /// A forward-only cursor over a header value or URI.
@@ -80,8 +154,9 @@ impl<'a> Scanner<'a> {
         loop {
             match self.peek() {
                 Some(b' ' | b'\t') => self.pos += 1,
-                Some(b'\r') if self.peek_at(1) == Some(b'\n')
-                    && matches!(self.peek_at(2), Some(b' ' | b'\t')) =>
+                Some(b'\r')
+                    if self.peek_at(1) == Some(b'\n')
+                        && matches!(self.peek_at(2), Some(b' ' | b'\t')) =>
                 {
                     self.pos += 3
                 }
@@ -92,7 +167,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Consumes bytes while `f` holds and returns them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
         let b = self.s.as_bytes();
@@ -108,6 +183,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `1*token-char`, or `None` if there is none.
+    #[inline]
     pub(crate) fn token(&mut self) -> Option<&'a str> {
         let t = self.take_while(is_token);
         (!t.is_empty()).then_some(t)
@@ -139,6 +215,17 @@ impl<'a> Scanner<'a> {
         }
         self.pos = start;
         None
+    }
+}
+
+/// Position of the first `b` in `hay`. Header values are short: a plain
+/// loop beats a SIMD search's set-up below a few dozen octets.
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
+    if hay.len() < 64 {
+        hay.iter().position(|&c| c == b)
+    } else {
+        memchr::memchr(b, hay)
     }
 }
 
@@ -192,6 +279,20 @@ impl<'a> Iterator for CommaItems<'a> {
         }
         let b = self.s.as_bytes();
         let start = self.pos;
+        let rest = b.get(start..).unwrap_or(&[]);
+        // Fast path: no quotes or brackets ahead, so the next comma ends it.
+        if !rest.iter().any(|&c| c == b'"' || c == b'<') {
+            let end = match find_byte(rest, b',') {
+                Some(c) => start + c,
+                None => b.len(),
+            };
+            if end >= b.len() {
+                self.done = true;
+            } else {
+                self.pos = end + 1;
+            }
+            return Some(trim_lws(self.s.get(start..end).unwrap_or("")));
+        }
         let mut i = start;
         let mut in_quotes = false;
         let mut in_angle = false;
@@ -265,9 +366,28 @@ mod tests {
 
     #[test]
     fn comma_split_respects_quotes_and_brackets() {
-        let items: Vec<_> =
-            comma_items(r#""a, b" <sip:x;p=1,2>;q=1 , <sip:y>,,"#).collect();
-        assert_eq!(items, vec![r#""a, b" <sip:x;p=1,2>;q=1"#, "<sip:y>", "", ""]);
+        let items: Vec<_> = comma_items(r#""a, b" <sip:x;p=1,2>;q=1 , <sip:y>,,"#).collect();
+        assert_eq!(
+            items,
+            vec![r#""a, b" <sip:x;p=1,2>;q=1"#, "<sip:y>", "", ""]
+        );
+    }
+
+    #[test]
+    fn class_table_matches_the_grammar() {
+        for c in 0..=255u8 {
+            let alnum = c.is_ascii_alphanumeric();
+            assert_eq!(
+                is_token(c),
+                alnum || b"-.!%*_+`'~".contains(&c),
+                "token {c}"
+            );
+            assert_eq!(
+                is(c, class::UNRESERVED),
+                alnum || b"-_.!~*'()".contains(&c),
+                "unreserved {c}"
+            );
+        }
     }
 
     #[test]

@@ -153,3 +153,53 @@ mod tests {
         assert_eq!(s.slice_ref("elsewhere"), "elsewhere");
     }
 }
+
+/// A byte range inside a string that a typed value holds once: typed values
+/// keep one [`SipStr`] and spans into it, so that parsing a header costs one
+/// reference-count increment however many parts it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Sub {
+    start: u32,
+    end: u32,
+}
+
+impl Sub {
+    /// The span of `part`, which must be a sub-slice of `base` (an empty span
+    /// otherwise).
+    #[inline]
+    pub(crate) fn of(base: &str, part: &str) -> Sub {
+        let b = base.as_ptr() as usize;
+        let p = part.as_ptr() as usize;
+        if p >= b && p + part.len() <= b + base.len() {
+            Sub {
+                start: (p - b) as u32,
+                end: (p - b + part.len()) as u32,
+            }
+        } else {
+            Sub::default()
+        }
+    }
+
+    /// The span `start..end`.
+    #[inline]
+    pub(crate) fn new(start: usize, end: usize) -> Sub {
+        Sub {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    /// The text of this span in `s` (empty if out of range).
+    #[inline]
+    pub(crate) fn get(self, s: &str) -> &str {
+        s.get(self.start as usize..self.end as usize).unwrap_or("")
+    }
+
+    pub(crate) fn start(self) -> usize {
+        self.start as usize
+    }
+
+    pub(crate) fn end(self) -> usize {
+        self.end as usize
+    }
+}

@@ -2,7 +2,8 @@
 //! absolute URI carried opaquely (RFC 3261 §25.1 `absoluteURI`).
 
 use crate::params::{check_escapes, scan_uri_params, Params};
-use crate::scan::{is_unreserved, Scanner};
+use crate::scan::{class, find_byte, is, Scanner};
+use crate::text::Sub;
 use crate::{Error, SipStr};
 use std::borrow::Cow;
 use std::fmt;
@@ -28,35 +29,42 @@ pub enum Uri {
 /// `*_decoded` accessors for their values.
 #[derive(Debug, Clone)]
 pub struct SipUri {
-    raw: SipStr,
+    // The shared text the URI lives in (possibly a whole name-addr) and the
+    // URI's own extent in it; every component is a span of `src`.
+    src: SipStr,
+    all: Sub,
     secure: bool,
-    user: Option<SipStr>,
-    password: Option<SipStr>,
-    host: Host,
+    user: Option<Sub>,
+    password: Option<Sub>,
+    host: Sub,
+    host_kind: HostKind,
     port: Option<u16>,
-    params: Params,
-    headers: SipStr,
+    params: Sub,
+    headers: Sub,
 }
 
 /// A `tel:` URI (RFC 3966).
 #[derive(Debug, Clone)]
 pub struct TelUri {
-    raw: SipStr,
-    number: SipStr,
-    params: Params,
+    src: SipStr,
+    all: Sub,
+    number: Sub,
+    params: Sub,
 }
 
 /// A URI of a scheme this crate does not interpret.
 #[derive(Debug, Clone)]
 pub struct AbsoluteUri {
-    raw: SipStr,
+    src: SipStr,
+    all: Sub,
     scheme_len: usize,
 }
 
-/// A host: a domain name, an IPv4 address or an IPv6 reference.
-#[derive(Debug, Clone)]
-pub struct Host {
-    text: SipStr,
+/// A host: a domain name, an IPv4 address or an IPv6 reference, borrowed
+/// from the URI or Via it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    text: &'a str,
     kind: HostKind,
 }
 
@@ -72,15 +80,14 @@ pub enum HostKind {
     Ipv6(Option<Ipv6Addr>),
 }
 
-impl Host {
-    /// The host as written; IPv6 references keep their brackets.
-    pub fn as_str(&self) -> &str {
-        self.text.as_str()
+impl<'a> Host<'a> {
+    pub(crate) fn new(text: &'a str, kind: HostKind) -> Self {
+        Host { text, kind }
     }
 
-    /// The host as a shared string.
-    pub fn as_shared(&self) -> &SipStr {
-        &self.text
+    /// The host as written; IPv6 references keep their brackets.
+    pub fn as_str(&self) -> &'a str {
+        self.text
     }
 
     /// What kind of host this is.
@@ -98,51 +105,36 @@ impl Host {
     }
 
     /// Parses a host as it appears in a URI or Via sent-by.
-    pub fn parse(s: &str) -> Result<Host, Error> {
-        let text = SipStr::from(s);
-        let mut sc = Scanner::new(text.as_str());
-        let h = scan_host(&mut sc, &text).map_err(|r| Error::uri(s, r))?;
+    pub fn parse(s: &'a str) -> Result<Host<'a>, Error> {
+        let mut sc = Scanner::new(s);
+        let (text, kind) = scan_host(&mut sc).map_err(|r| Error::uri(s, r))?;
         if !sc.at_end() {
             return Err(Error::uri(s, "unexpected characters after host"));
         }
-        Ok(h)
-    }
-
-    /// A host for an IP address (IPv6 gets brackets).
-    pub fn from_ip(ip: IpAddr) -> Host {
-        match ip {
-            IpAddr::V4(a) => Host {
-                text: SipStr::from(a.to_string()),
-                kind: HostKind::Ipv4(a),
-            },
-            IpAddr::V6(a) => Host {
-                text: SipStr::from(format!("[{a}]")),
-                kind: HostKind::Ipv6(Some(a)),
-            },
-        }
+        Ok(Host { text, kind })
     }
 }
 
-impl PartialEq for Host {
+impl PartialEq for Host<'_> {
     /// Hosts compare case-insensitively; IP addresses by value (RFC 3261
     /// §19.1.4). A name never equals an address.
-    fn eq(&self, other: &Host) -> bool {
+    fn eq(&self, other: &Host<'_>) -> bool {
         match (self.kind, other.kind) {
             (HostKind::Ipv4(a), HostKind::Ipv4(b)) => a == b,
             (HostKind::Ipv6(Some(a)), HostKind::Ipv6(Some(b))) => a == b,
-            _ => self.text.eq_ignore_ascii_case(&other.text),
+            _ => self.text.eq_ignore_ascii_case(other.text),
         }
     }
 }
 
-impl fmt::Display for Host {
+impl fmt::Display for Host<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.text)
     }
 }
 
 /// Scans `host` (RFC 3261 §25.1): `[IPv6]`, IPv4 or a domain name.
-pub(crate) fn scan_host(sc: &mut Scanner<'_>, base: &SipStr) -> Result<Host, &'static str> {
+pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind), &'static str> {
     let start = sc.pos;
     if sc.eat(b'[') {
         let inner = sc.take_while(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.');
@@ -153,30 +145,27 @@ pub(crate) fn scan_host(sc: &mut Scanner<'_>, base: &SipStr) -> Result<Host, &'s
             return Err("IPv6 reference needs at least two ':'");
         }
         let addr = inner.parse::<Ipv6Addr>().ok();
-        return Ok(Host {
-            text: base.slice_ref(sc.since(start)),
-            kind: HostKind::Ipv6(addr),
-        });
+        return Ok((sc.since(start), HostKind::Ipv6(addr)));
     }
-    let name = sc.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
-    if name.is_empty() {
-        return Err("host is missing");
+    let name = sc.take_while(|c| is(c, class::HOSTNAME));
+    let b = name.as_bytes();
+    match b.first() {
+        None => return Err("host is missing"),
+        Some(b'.' | b'-') => return Err("host name is not valid"),
+        _ => {}
     }
-    if name.starts_with(['.', '-']) || name.contains("..") {
-        return Err("host name is not valid");
-    }
-    let kind = if name.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+    let kind = if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
         match name.parse::<Ipv4Addr>() {
             Ok(a) => HostKind::Ipv4(a),
             Err(_) => return Err("IPv4 address is not valid"),
         }
     } else {
+        if b.windows(2).any(|w| w == b"..") {
+            return Err("host name is not valid");
+        }
         HostKind::Name
     };
-    Ok(Host {
-        text: base.slice_ref(name),
-        kind,
-    })
+    Ok((name, kind))
 }
 
 /// Scans `[":" port]`.
@@ -188,22 +177,6 @@ pub(crate) fn scan_port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static st
     crate::scan::parse_u32(digits, 65535)
         .map(|p| Some(p as u16))
         .ok_or("port is not a number between 0 and 65535")
-}
-
-fn is_user_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-}
-
-fn is_password_char(c: u8) -> bool {
-    is_unreserved(c) || matches!(c, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
-}
-
-fn is_header_char(c: u8) -> bool {
-    is_unreserved(c)
-        || matches!(
-            c,
-            b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
-        )
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -221,10 +194,18 @@ impl Uri {
 
     /// Parses a URI that is a slice of a received message, without copying.
     pub fn parse_shared(raw: &SipStr) -> Result<Uri, Error> {
-        let s = raw.as_str();
-        let colon = match s.find(':') {
-            Some(c) => c,
-            None => return Err(Error::uri(s, "no scheme (expected sip:, sips:, tel: or scheme:)")),
+        Uri::parse_in(raw, Sub::new(0, raw.len()))
+    }
+
+    /// Parses the URI at `all` inside `src` (a name-addr, say), keeping
+    /// `src` shared.
+    pub(crate) fn parse_in(src: &SipStr, all: Sub) -> Result<Uri, Error> {
+        let s = all.get(src);
+        let Some(colon) = find_byte(s.as_bytes(), b':') else {
+            return Err(Error::uri(
+                s,
+                "no scheme (expected sip:, sips:, tel: or scheme:)",
+            ));
         };
         let scheme = &s[..colon];
         if !is_scheme(scheme) {
@@ -232,11 +213,11 @@ impl Uri {
         }
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
             let secure = scheme.len() == 4;
-            parse_sip(raw, colon + 1, secure)
+            parse_sip(src, all, colon + 1, secure)
                 .map(Uri::Sip)
                 .map_err(|r| Error::uri(s, r))
         } else if scheme.eq_ignore_ascii_case("tel") {
-            parse_tel(raw, colon + 1)
+            parse_tel(src, all, colon + 1)
                 .map(Uri::Tel)
                 .map_err(|r| Error::uri(s, r))
         } else {
@@ -246,10 +227,14 @@ impl Uri {
                     .bytes()
                     .all(|c| c > b' ' && c != 0x7f && !matches!(c, b'<' | b'>' | b'"'))
             {
-                return Err(Error::uri(s, "opaque part is empty or holds forbidden characters"));
+                return Err(Error::uri(
+                    s,
+                    "opaque part is empty or holds forbidden characters",
+                ));
             }
             Ok(Uri::Absolute(AbsoluteUri {
-                raw: raw.clone(),
+                src: src.clone(),
+                all,
                 scheme_len: colon,
             }))
         }
@@ -257,24 +242,37 @@ impl Uri {
 
     /// The URI as written.
     pub fn as_str(&self) -> &str {
-        self.as_shared().as_str()
-    }
-
-    /// The URI as a shared string.
-    pub fn as_shared(&self) -> &SipStr {
         match self {
-            Uri::Sip(u) => &u.raw,
-            Uri::Tel(u) => &u.raw,
-            Uri::Absolute(u) => &u.raw,
+            Uri::Sip(u) => u.as_str(),
+            Uri::Tel(u) => u.all.get(&u.src),
+            Uri::Absolute(u) => u.all.get(&u.src),
         }
     }
 
     /// The scheme as written.
     pub fn scheme(&self) -> &str {
+        let s = self.as_str();
+        let n = match self {
+            Uri::Sip(u) => {
+                if u.secure {
+                    4
+                } else {
+                    3
+                }
+            }
+            Uri::Tel(_) => 3,
+            Uri::Absolute(u) => u.scheme_len,
+        };
+        s.get(..n).unwrap_or("")
+    }
+
+    /// The whole text the URI was parsed from (for a URI inside a
+    /// name-addr, the name-addr).
+    pub(crate) fn source(&self) -> &str {
         match self {
-            Uri::Sip(u) => u.raw.get(..if u.secure { 4 } else { 3 }).unwrap_or(""),
-            Uri::Tel(u) => u.raw.get(..3).unwrap_or(""),
-            Uri::Absolute(u) => u.raw.get(..u.scheme_len).unwrap_or(""),
+            Uri::Sip(u) => &u.src,
+            Uri::Tel(u) => &u.src,
+            Uri::Absolute(u) => &u.src,
         }
     }
 
@@ -287,66 +285,71 @@ impl Uri {
     }
 }
 
-fn parse_sip(raw: &SipStr, from: usize, secure: bool) -> Result<SipUri, &'static str> {
-    let s = raw.as_str();
+fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri, &'static str> {
+    let s = all.get(src);
     let mut sc = Scanner::new(s);
     sc.pos = from;
+    let at = |part: &str| Some(Sub::of(src, part));
     // userinfo: everything before the '@' (which no other part may hold).
     let (mut user, mut password) = (None, None);
-    if let Some(at) = s.get(from..).and_then(|r| r.find('@')) {
-        let userinfo = &s[from..from + at];
-        let (u, p) = match userinfo.find(':') {
+    if let Some(a) = s.as_bytes().get(from..).and_then(|r| find_byte(r, b'@')) {
+        let userinfo = &s[from..from + a];
+        let (u, p) = match find_byte(userinfo.as_bytes(), b':') {
             Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
             None => (userinfo, None),
         };
         if u.is_empty() {
             return Err("user part before '@' is empty");
         }
-        if !u.bytes().all(is_user_char) {
+        if !u.bytes().all(|c| is(c, class::USER)) {
             return Err("user part holds a character that must be escaped");
         }
         check_escapes(u)?;
-        user = Some(raw.slice_ref(u));
+        user = at(u);
         if let Some(p) = p {
-            if !p.bytes().all(is_password_char) {
+            if !p.bytes().all(|c| is(c, class::PASSWORD)) {
                 return Err("password holds a character that must be escaped");
             }
             check_escapes(p)?;
-            password = Some(raw.slice_ref(p));
+            password = at(p);
         }
-        sc.pos = from + at + 1;
+        sc.pos = from + a + 1;
     }
-    let host = scan_host(&mut sc, raw)?;
+    let (host, host_kind) = scan_host(&mut sc)?;
     let port = scan_port(&mut sc)?;
-    let params = Params(raw.slice_ref(scan_uri_params(&mut sc)?));
-    let mut headers = SipStr::new();
+    let params = scan_uri_params(&mut sc)?;
+    let mut headers = "";
     if sc.eat(b'?') {
-        let h = sc.take_while(is_header_char);
+        let h = sc.take_while(|c| is(c, class::URI_HEADER));
         check_escapes(h)?;
         if h.is_empty() || h.split('&').any(|kv| kv.is_empty() || kv.starts_with('=')) {
             return Err("URI headers are malformed");
         }
-        headers = raw.slice_ref(h);
+        headers = h;
     }
     if !sc.at_end() {
         return Err("unexpected character in SIP URI");
     }
     Ok(SipUri {
-        raw: raw.clone(),
         secure,
         user,
         password,
-        host,
+        host: Sub::of(src, host),
+        host_kind,
         port,
-        params,
-        headers,
+        params: Sub::of(src, params),
+        headers: Sub::of(src, headers),
+        src: src.clone(),
+        all,
     })
 }
 
-fn parse_tel(raw: &SipStr, from: usize) -> Result<TelUri, &'static str> {
-    let mut sc = Scanner::new(raw.as_str());
+fn parse_tel(src: &SipStr, all: Sub, from: usize) -> Result<TelUri, &'static str> {
+    let mut sc = Scanner::new(all.get(src));
     sc.pos = from;
-    let number = sc.take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'));
+    let number = sc.take_while(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+    });
     if number.is_empty() || number[1..].contains('+') {
         return Err("tel number is missing or malformed");
     }
@@ -355,9 +358,10 @@ fn parse_tel(raw: &SipStr, from: usize) -> Result<TelUri, &'static str> {
         return Err("unexpected character in tel URI");
     }
     Ok(TelUri {
-        raw: raw.clone(),
-        number: raw.slice_ref(number),
-        params: Params(raw.slice_ref(params)),
+        number: Sub::of(src, number),
+        params: Sub::of(src, params),
+        src: src.clone(),
+        all,
     })
 }
 
@@ -397,68 +401,67 @@ impl SipUri {
     }
     /// The user part as written (escaped).
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
-    }
-    /// The user part as a shared string.
-    pub fn user_shared(&self) -> Option<&SipStr> {
-        self.user.as_ref()
+        self.user.map(|u| u.get(&self.src))
     }
     /// The user part with `%HH` escapes decoded (may hold any octet, NUL included).
     pub fn user_decoded(&self) -> Option<Cow<'_, [u8]>> {
-        self.user.as_deref().map(percent_decode)
+        self.user().map(percent_decode)
     }
     /// The password as written.
     pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+        self.password.map(|p| p.get(&self.src))
     }
     /// The host.
-    pub fn host(&self) -> &Host {
-        &self.host
+    pub fn host(&self) -> Host<'_> {
+        Host {
+            text: self.host.get(&self.src),
+            kind: self.host_kind,
+        }
     }
     /// The explicit port, if any.
     pub fn port(&self) -> Option<u16> {
         self.port
     }
     /// URI parameters (`;transport=tcp;lr`...).
-    pub fn params(&self) -> &Params {
-        &self.params
+    pub fn params(&self) -> Params<'_> {
+        Params(self.params.get(&self.src))
     }
     /// URI headers as written, without the `?` (empty if none).
     pub fn headers(&self) -> &str {
-        &self.headers
+        self.headers.get(&self.src)
     }
     /// The `transport` parameter.
     pub fn transport(&self) -> Option<&str> {
-        self.params.value("transport")
+        self.params().value("transport")
     }
     /// Whether the URI has the `lr` parameter (RFC 3261 §16.4 loose routing).
     pub fn is_loose_route(&self) -> bool {
-        self.params.contains("lr")
+        self.params().contains("lr")
     }
     /// `maddr` parameter.
     pub fn maddr(&self) -> Option<&str> {
-        self.params.value("maddr")
+        self.params().value("maddr")
     }
     /// The URI as written.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        self.all.get(&self.src)
     }
 
     /// The URI without parameters and headers, `sip:user@host:port`: the
     /// canonical key of an address-of-record once lower-cased by the caller
     /// as its policy requires.
     pub fn without_params(&self) -> String {
-        let mut s = String::with_capacity(self.raw.len());
+        let mut s = String::with_capacity(self.all.end() - self.all.start());
         s.push_str(if self.secure { "sips:" } else { "sip:" });
-        if let Some(u) = &self.user {
+        if let Some(u) = self.user() {
             s.push_str(u);
-            if let Some(p) = &self.password {
+            if let Some(p) = self.password() {
                 s.push(':');
                 s.push_str(p);
             }
             s.push('@');
         }
-        s.push_str(&self.host.text);
+        s.push_str(self.host().as_str());
         if let Some(p) = self.port {
             s.push(':');
             s.push_str(&p.to_string());
@@ -470,22 +473,21 @@ impl SipUri {
 impl PartialEq for SipUri {
     /// RFC 3261 §19.1.4.
     fn eq(&self, o: &SipUri) -> bool {
-        if self.secure != o.secure || self.port != o.port || self.host != o.host {
+        if self.secure != o.secure || self.port != o.port || self.host() != o.host() {
             return false;
         }
         // userinfo: case-sensitive after unescaping.
-        fn dec(x: &Option<SipStr>) -> Option<Cow<'_, [u8]>> {
-            x.as_deref().map(percent_decode)
-        }
-        if dec(&self.user) != dec(&o.user) || dec(&self.password) != dec(&o.password) {
+        if self.user_decoded() != o.user_decoded()
+            || self.password().map(percent_decode) != o.password().map(percent_decode)
+        {
             return false;
         }
         // Parameters present in both must match; user, ttl, method, maddr and
         // transport present in only one never match.
         const MUST_BOTH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
         for (a, b) in [(self, o), (o, self)] {
-            for (name, value) in a.params.iter() {
-                match b.params.get(name) {
+            for (name, value) in a.params().iter() {
+                match b.params().get(name) {
                     Some(v2) => {
                         let eq = match (value, v2) {
                             (None, None) => true,
@@ -520,18 +522,18 @@ impl PartialEq for SipUri {
             v.sort();
             v
         };
-        split(&self.headers) == split(&o.headers)
+        split(self.headers()) == split(o.headers())
     }
 }
 
 impl TelUri {
     /// The number as written (`+1-201-555-0123`).
     pub fn number(&self) -> &str {
-        &self.number
+        self.number.get(&self.src)
     }
     /// Parameters (`;phone-context=...`).
-    pub fn params(&self) -> &Params {
-        &self.params
+    pub fn params(&self) -> Params<'_> {
+        Params(self.params.get(&self.src))
     }
 }
 
@@ -545,10 +547,10 @@ impl PartialEq for TelUri {
                 .map(|c| c.to_ascii_lowercase())
                 .collect()
         };
-        if digits(&self.number) != digits(&o.number) {
+        if digits(self.number()) != digits(o.number()) {
             return false;
         }
-        let norm = |p: &Params| -> Vec<(String, String)> {
+        let norm = |p: Params<'_>| -> Vec<(String, String)> {
             let mut v: Vec<_> = p
                 .iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.unwrap_or("").to_ascii_lowercase()))
@@ -556,7 +558,7 @@ impl PartialEq for TelUri {
             v.sort();
             v
         };
-        norm(&self.params) == norm(&o.params)
+        norm(self.params()) == norm(o.params())
     }
 }
 
@@ -566,8 +568,9 @@ impl PartialEq for Uri {
             (Uri::Sip(a), Uri::Sip(b)) => a == b,
             (Uri::Tel(a), Uri::Tel(b)) => a == b,
             (Uri::Absolute(a), Uri::Absolute(b)) => {
-                let (sa, ra) = a.raw.split_at(a.scheme_len);
-                let (sb, rb) = b.raw.split_at(b.scheme_len);
+                let (x, y) = (self.as_str(), other.as_str());
+                let (sa, ra) = x.split_at(a.scheme_len.min(x.len()));
+                let (sb, rb) = y.split_at(b.scheme_len.min(y.len()));
                 sa.eq_ignore_ascii_case(sb) && ra == rb
             }
             _ => false,
@@ -583,7 +586,7 @@ impl fmt::Display for Uri {
 
 impl fmt::Display for SipUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
+        f.write_str(self.as_str())
     }
 }
 
@@ -598,10 +601,16 @@ mod tests {
     #[test]
     fn rfc3261_19_1_4_equal_examples() {
         let pairs = [
-            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            (
+                "sip:%61lice@atlanta.com;transport=TCP",
+                "sip:alice@AtLanTa.CoM;Transport=tcp",
+            ),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
-            ("sip:carol@chicago.com;newparam=5", "sip:carol@chicago.com;security=on"),
+            (
+                "sip:carol@chicago.com;newparam=5",
+                "sip:carol@chicago.com;security=on",
+            ),
             (
                 "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
                 "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
@@ -620,11 +629,20 @@ mod tests {
     #[test]
     fn rfc3261_19_1_4_unequal_examples() {
         let pairs = [
-            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            (
+                "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+                "sip:alice@AtLanTa.CoM;Transport=UDP",
+            ),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
-            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
-            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            (
+                "sip:bob@biloxi.com",
+                "sip:bob@biloxi.com:6000;transport=tcp",
+            ),
+            (
+                "sip:carol@chicago.com",
+                "sip:carol@chicago.com?Subject=next%20meeting",
+            ),
             ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
         ];
         for (a, b) in pairs {
@@ -658,18 +676,27 @@ mod tests {
             panic!()
         };
         assert_eq!(&*s.user_decoded().unwrap(), b"sips:user@example.com");
-        let Uri::Sip(s) = u("sip:%00@host") else { panic!() };
+        let Uri::Sip(s) = u("sip:%00@host") else {
+            panic!()
+        };
         assert_eq!(&*s.user_decoded().unwrap(), b"\0");
-        let Uri::Sip(s) = u("sip:%2525@host") else { panic!() };
+        let Uri::Sip(s) = u("sip:%2525@host") else {
+            panic!()
+        };
         assert_eq!(&*s.user_decoded().unwrap(), b"%25");
     }
 
     #[test]
     fn tel_and_opaque() {
-        let Uri::Tel(t) = u("tel:+1-201-555-0123;ext=1234") else { panic!() };
+        let Uri::Tel(t) = u("tel:+1-201-555-0123;ext=1234") else {
+            panic!()
+        };
         assert_eq!(t.number(), "+1-201-555-0123");
         assert_eq!(t.params().value("ext"), Some("1234"));
-        assert_eq!(u("tel:+12015550123;EXT=1234"), u("tel:+1-201-555-0123;ext=1234"));
+        assert_eq!(
+            u("tel:+12015550123;EXT=1234"),
+            u("tel:+1-201-555-0123;ext=1234")
+        );
         let x = u("soap.beep://192.0.2.103:3002");
         assert_eq!(x.scheme(), "soap.beep");
         assert!(matches!(x, Uri::Absolute(_)));

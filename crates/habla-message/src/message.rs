@@ -506,11 +506,12 @@ impl Message {
             let v = self
                 .single(HeaderName::CallId)?
                 .ok_or(Error::Missing("Call-ID"))?;
-            let ok = !v.is_empty()
-                && v.bytes().all(|c| {
-                    c.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}@".contains(&c)
-                })
-                && v.bytes().filter(|&c| c == b'@').count() <= 1;
+            // callid = word [ "@" word ] (RFC 3261 §25.1)
+            let (a, b) = v.split_once('@').unwrap_or((&v, "x"));
+            let ok = !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(crate::scan::is_word)
+                && b.bytes().all(crate::scan::is_word);
             if ok {
                 Ok(v)
             } else {

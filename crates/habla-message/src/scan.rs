@@ -24,6 +24,49 @@ pub(crate) mod class {
     pub const HOSTNAME: u8 = 128;
 }
 
+/// RFC 3261 §25.1 `word` characters (Call-ID), in a table of their own.
+static WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'!'
+                    | b'%'
+                    | b'*'
+                    | b'_'
+                    | b'+'
+                    | b'`'
+                    | b'\''
+                    | b'~'
+                    | b'('
+                    | b')'
+                    | b'<'
+                    | b'>'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'{'
+                    | b'}'
+            );
+        i += 1;
+    }
+    t
+};
+
+/// Whether `c` is a `word` character (RFC 3261 §25.1, Call-ID).
+#[inline(always)]
+pub(crate) fn is_word(c: u8) -> bool {
+    WORD[c as usize]
+}
+
 const fn build_classes() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -280,8 +323,9 @@ impl<'a> Iterator for CommaItems<'a> {
         let b = self.s.as_bytes();
         let start = self.pos;
         let rest = b.get(start..).unwrap_or(&[]);
-        // Fast path: no quotes or brackets ahead, so the next comma ends it.
-        if !rest.iter().any(|&c| c == b'"' || c == b'<') {
+        // Fast path: no quotes or brackets ahead (or no comma at all), so
+        // the next comma ends the item.
+        if find_byte(rest, b',').is_none() || !rest.iter().any(|&c| c == b'"' || c == b'<') {
             let end = match find_byte(rest, b',') {
                 Some(c) => start + c,
                 None => b.len(),

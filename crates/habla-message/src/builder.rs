@@ -234,6 +234,8 @@ impl RequestBuilder {
 pub struct ResponseBuilder {
     lines: Lines,
     body: Bytes,
+    /// Where the copied To line's CRLF starts, for [`ResponseBuilder::to_tag`].
+    to_end: Option<usize>,
 }
 
 impl ResponseBuilder {
@@ -246,7 +248,7 @@ impl ResponseBuilder {
     pub fn with_reason(request: &Message, code: u16, reason: &str) -> Self {
         let code = code.clamp(100, 699);
         let mut lines = Lines::default();
-        lines.buf.reserve(request.to_bytes().len().min(2048) + 64);
+        lines.buf.reserve(512);
         lines.buf.put_slice(b"SIP/2.0 ");
         lines.buf.put_slice(code.to_string().as_bytes());
         lines.buf.put_u8(b' ');
@@ -256,6 +258,7 @@ impl ResponseBuilder {
             lines.buf.put_slice(c.encode_utf8(&mut b).as_bytes());
         }
         lines.buf.put_slice(b"\r\n");
+        let mut to_end = None;
         for name in [
             HeaderName::Via,
             HeaderName::From,
@@ -265,6 +268,9 @@ impl ResponseBuilder {
         ] {
             for v in request.typed_values(name) {
                 lines.line(name.as_str(), &v);
+                if name == HeaderName::To {
+                    to_end = Some(lines.buf.len() - 2);
+                }
                 if name.is_single() {
                     break;
                 }
@@ -273,6 +279,7 @@ impl ResponseBuilder {
         ResponseBuilder {
             lines,
             body: Bytes::new(),
+            to_end,
         }
     }
 
@@ -282,21 +289,19 @@ impl ResponseBuilder {
         if request.to().is_ok_and(|t| t.tag().is_some()) {
             return self;
         }
-        let Some(to) = request.typed_values(HeaderName::To).next() else {
+        let Some(at) = self.to_end.take() else {
             return self;
         };
-        // Rewrite the To line just written: find it and append the tag.
-        let needle = format!("To: {}\r\n", to.as_str());
-        let buf = &self.lines.buf[..];
-        if let Some(pos) = memchr::memmem::find(buf, needle.as_bytes()) {
-            let insert_at = pos + needle.len() - 2;
-            let mut nb = BytesMut::with_capacity(buf.len() + tag.len() + 5);
-            nb.put_slice(&buf[..insert_at]);
-            nb.put_slice(b";tag=");
-            nb.put_slice(tag.as_bytes());
-            nb.put_slice(&buf[insert_at..]);
-            self.lines.buf = nb;
+        if tag.is_empty() || !tag.bytes().all(crate::scan::is_token) {
+            self.lines.error = Some(Error::header("To", "tag must be a token"));
+            return self;
         }
+        // Insert `;tag=...` before the To line's CRLF.
+        let tail = self.lines.buf.split_off(at);
+        self.lines.buf.reserve(tail.len() + tag.len() + 5);
+        self.lines.buf.put_slice(b";tag=");
+        self.lines.buf.put_slice(tag.as_bytes());
+        self.lines.buf.unsplit(tail);
         self
     }
 
@@ -401,6 +406,29 @@ mod tests {
         assert_eq!(resp.call_id().unwrap(), req.call_id().unwrap());
         assert_eq!(resp.cseq().unwrap(), req.cseq().unwrap());
         resp.validate().unwrap();
+    }
+
+    #[test]
+    fn auth_headers_are_parameter_maps() {
+        let m = RequestBuilder::new(Method::Register, &Uri::parse("sip:example.org").unwrap())
+            .via("UDP", "192.0.2.1", "z9hG4bK1", false)
+            .from("<sip:a@example.org>;tag=1")
+            .to("<sip:a@example.org>")
+            .call_id("c")
+            .cseq(2)
+            .header(
+                "Authorization",
+                "Digest username=\"a\", realm=\"example.org\", nonce=\"n\", uri=\"sip:example.org\", response=\"r\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c\"",
+            )
+            .build()
+            .unwrap();
+        let creds: Vec<_> = m.auth_headers(HeaderName::Authorization).collect();
+        assert_eq!(creds.len(), 1);
+        let c = creds[0].as_ref().unwrap();
+        assert_eq!(c.scheme(), "Digest");
+        assert_eq!(c.get("algorithm").unwrap(), "SHA-256");
+        assert_eq!(c.get("username").unwrap(), "a");
+        assert_eq!(m.auth_headers(HeaderName::Via).count(), 0);
     }
 
     #[test]

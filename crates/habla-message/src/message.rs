@@ -588,6 +588,25 @@ impl Message {
         .map(Option::as_ref)
     }
 
+    /// Credentials or challenges of one of the four auth headers
+    /// (Authorization, Proxy-Authorization, WWW-Authenticate,
+    /// Proxy-Authenticate), one per line, parsed on each call.
+    pub fn auth_headers(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<crate::AuthParams, Error>> + '_ {
+        let label = match name {
+            HeaderName::Authorization => "Authorization",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            _ => "",
+        };
+        self.fields_named(name)
+            .filter(move |_| !label.is_empty())
+            .map(move |f| crate::AuthParams::parse(&self.value_of(f), label))
+    }
+
     /// The body (exactly Content-Length octets).
     pub fn body(&self) -> &Bytes {
         &self.body

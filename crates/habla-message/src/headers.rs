@@ -397,7 +397,7 @@ impl CSeq {
         if !sc.at_end() {
             return Err(Error::header("CSeq", "unexpected text after the method"));
         }
-        let method = Method::parse(&value.slice_ref(m))
+        let method = Method::parse_in(m, value)
             .ok_or_else(|| Error::header("CSeq", "method is not a token"))?;
         Ok(CSeq { seq, method })
     }

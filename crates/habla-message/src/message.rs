@@ -1023,8 +1023,7 @@ fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Optio
     let first = line
         .find(' ')
         .ok_or_else(|| Error::StartLine("neither a request line nor a status line".into()))?;
-    let method_str = head.slice(base..base + first);
-    let method = Method::parse(&method_str)
+    let method = Method::parse_in(&line[..first], head)
         .ok_or_else(|| Error::StartLine("method is not a token".into()))?;
     let trimmed = line.trim_end_matches([' ', '\t']);
     let last = trimmed.rfind(' ').unwrap_or(first).max(first);

@@ -43,7 +43,13 @@ pub enum Method {
 impl Method {
     /// Recognises a method token; `None` if `s` is not a token.
     pub fn parse(s: &SipStr) -> Option<Method> {
-        Some(match s.as_str() {
+        Method::parse_in(s, s)
+    }
+
+    /// Recognises the method `m`, a slice of `src`; only an extension method
+    /// takes a (shared) copy of its text.
+    pub(crate) fn parse_in(m: &str, src: &SipStr) -> Option<Method> {
+        Some(match m {
             "INVITE" => Method::Invite,
             "ACK" => Method::Ack,
             "BYE" => Method::Bye,
@@ -59,7 +65,7 @@ impl Method {
             "MESSAGE" => Method::Message,
             "PUBLISH" => Method::Publish,
             other if !other.is_empty() && other.bytes().all(is_token) => {
-                Method::Extension(s.clone())
+                Method::Extension(src.slice_ref(other))
             }
             _ => return None,
         })

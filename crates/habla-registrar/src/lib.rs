@@ -34,6 +34,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod location;
+
+pub use location::{Committed, LocationError, LocationService, MemoryLocationService};
+
 use habla_message::{Contact, HeaderName, Message, Method, Uri};
 
 /// Registrar policy. Every limit is configurable.

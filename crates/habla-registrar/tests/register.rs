@@ -318,3 +318,37 @@ fn rfc4475_registrar_cases() {
         );
     }
 }
+
+#[test]
+fn memory_location_service_applies_decisions_and_expires_by_timer() {
+    use habla_registrar::{address_of_record, LocationService, MemoryLocationService};
+    let store = MemoryLocationService::new();
+    let req = register(
+        "c1",
+        1,
+        &[
+            "<sip:bob@192.0.2.4>;expires=100",
+            "<sip:bob@192.0.2.5>;expires=200",
+        ],
+        None,
+    );
+    let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+    let committed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c = committed.clone();
+    let d = store.register(
+        &aor,
+        NOW,
+        &mut |current| process_register(&cfg(), NOW, &req, current).unwrap(),
+        Box::new(move |r| c.store(r.is_ok(), std::sync::atomic::Ordering::SeqCst)),
+    );
+    assert!(matches!(d, RegisterDecision::Update { .. }));
+    assert!(committed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(store.lookup(&aor, NOW).len(), 2);
+    assert_eq!(store.next_expiry(), Some(NOW + 100));
+    assert_eq!(store.expire(NOW + 100), 1);
+    assert_eq!(store.lookup(&aor, NOW + 100).len(), 1);
+    assert_eq!(store.next_expiry(), Some(NOW + 200));
+    assert_eq!(store.expire(NOW + 500), 1);
+    assert!(store.is_empty());
+    assert_eq!(store.next_expiry(), None);
+}

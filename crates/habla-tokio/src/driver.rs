@@ -1,0 +1,823 @@
+//! The driver task: owns the transaction layer, the sockets' send sides,
+//! the connection registry and the timer; runs the drive loop of
+//! `habla-transaction` and carries events to the transaction user.
+
+use crate::flow::{ConnId, Flow};
+use crate::stats::StatsSnapshot;
+use crate::transport::{connect_tcp, run_tcp_listener, run_udp, Input, Shared};
+use crate::via::{response_destination, set_sent_by};
+use crate::{Error, ListenPoint, TransportConfig};
+use bytes::Bytes;
+use habla_message::Message;
+use habla_transaction::{
+    Config, Event, Output, Target, TransactionKey, TransactionLayer, Transmit, Transport,
+};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Where the TU wants a request (or a stateless message) to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// Over an existing flow (the connection a request came on, a
+    /// registered client's flow). If the flow is a closed connection, a new
+    /// connection to its remote address is opened.
+    Flow(Flow),
+    /// To a transport address. TCP reuses an open connection to that
+    /// address (one we opened or one the peer opened) or opens one; UDP
+    /// goes from a listening socket of the same address family, or over
+    /// TCP when the request is too large (RFC 3261 §18.1.1).
+    Address(Transport, SocketAddr),
+}
+
+impl From<Flow> for Destination {
+    fn from(f: Flow) -> Self {
+        Destination::Flow(f)
+    }
+}
+
+impl From<Target<Flow>> for Destination {
+    fn from(t: Target<Flow>) -> Self {
+        Destination::Flow(t.addr)
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+#[derive(Debug)]
+enum Command {
+    Request {
+        request: Message,
+        dest: Destination,
+        reply: Reply<TransactionKey>,
+    },
+    Stateless {
+        message: Message,
+        dest: Destination,
+        reply: Reply<()>,
+    },
+    Response {
+        key: TransactionKey,
+        response: Message,
+        reply: Reply<()>,
+    },
+    Terminate {
+        key: TransactionKey,
+    },
+    Shutdown,
+}
+
+/// A request waiting for its connection (or a response whose connection
+/// closed, RFC 3261 §18.2.2). Short-lived and rare: size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Pending {
+    Request {
+        request: Message,
+        reply: Option<Reply<TransactionKey>>,
+        stateless: Option<Reply<()>>,
+        /// Moved from UDP by the size rule: the UDP flow to fall back to
+        /// when the connection cannot be opened (§18.1.1).
+        udp_fallback: Option<Flow>,
+    },
+    Transmit {
+        bytes: Bytes,
+        key: Option<TransactionKey>,
+    },
+}
+
+/// A cheap, cloneable handle for the transaction user to send through the
+/// driver. Every method waits for the driver's answer.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd.send(make(tx)).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Starts a client transaction (RFC 3261 §17.1) for `request` and sends
+    /// it towards `dest`. The request's top Via must carry a fresh RFC 3261
+    /// branch (see `habla_transaction::new_branch`); the transport rewrites
+    /// its transport token and sent-by (§18.1.1), keeping its parameters.
+    /// Responses come back as [`Event::Response`] with the returned key;
+    /// a timeout as [`Event::Timeout`]. For TCP the key is returned once the
+    /// connection is open.
+    pub async fn send_request(
+        &self,
+        request: Message,
+        dest: impl Into<Destination>,
+    ) -> Result<TransactionKey, Error> {
+        let dest = dest.into();
+        self.call(|reply| Command::Request {
+            request,
+            dest,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a response in the server transaction `key` (from
+    /// [`Event::Request`]). It goes where RFC 3261 §18.2.2 says: over the
+    /// request's connection for streams (a new connection to the
+    /// `received` address and sent-by port if that one closed), to the
+    /// `received`/`rport` address for UDP.
+    pub async fn send_response(&self, key: TransactionKey, response: Message) -> Result<(), Error> {
+        self.call(|reply| Command::Response {
+            key,
+            response,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx
+    /// (RFC 3261 §13.2.2.4), a stateless proxy's forward. A request gets
+    /// the same Via and transport treatment as [`Handle::send_request`]; a
+    /// response goes by §18.2.2 over `dest`'s flow.
+    pub async fn send_stateless(
+        &self,
+        message: Message,
+        dest: impl Into<Destination>,
+    ) -> Result<(), Error> {
+        let dest = dest.into();
+        self.call(|reply| Command::Stateless {
+            message,
+            dest,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends a transaction now (a TU giving up).
+    pub async fn terminate(&self, key: TransactionKey) -> Result<(), Error> {
+        self.cmd
+            .send(Command::Terminate { key })
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// The transport counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+}
+
+/// A running SIP endpoint: listening sockets, the driver task, and the
+/// channel of events for the transaction user.
+///
+/// ```no_run
+/// use habla_tokio::{Endpoint, Event, TransportConfig};
+/// # async fn run() -> Result<(), habla_tokio::Error> {
+/// let cfg = TransportConfig::udp_and_tcp("127.0.0.1:5060".parse().unwrap());
+/// let mut ep = Endpoint::bind(cfg, Default::default()).await?;
+/// let handle = ep.handle();
+/// while let Some(event) = ep.recv().await {
+///     if let Event::Request { key, request, .. } = event {
+///         let response = request.response(501).build().expect("valid");
+///         handle.send_response(key, response).await?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Endpoint {
+    handle: Handle,
+    events: mpsc::Receiver<Event<Flow>>,
+    points: Vec<ListenPoint>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Endpoint {
+    /// Binds every listening point of `config` and starts the driver with
+    /// a transaction layer configured by `transactions`. Fails if any point
+    /// cannot be bound (nothing keeps running then).
+    pub async fn bind(config: TransportConfig, transactions: Config) -> Result<Endpoint, Error> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut points = Vec::new();
+        for p in &config.listen {
+            match p.transport {
+                Transport::Udp => {
+                    let s = UdpSocket::bind(p.addr).await?;
+                    let local = s.local_addr()?;
+                    points.push(ListenPoint::new(Transport::Udp, local));
+                    udp.push((local, Arc::new(s)));
+                }
+                Transport::Tcp => {
+                    // Port 0 next to a UDP point on the same IP: take the
+                    // UDP port when it is free, so that a request moved from
+                    // UDP to TCP (§18.1.1) reaches the same port.
+                    let same = udp
+                        .iter()
+                        .find(|(l, _)| p.addr.port() == 0 && l.ip() == p.addr.ip())
+                        .map(|(l, _)| *l);
+                    let l = match same {
+                        Some(a) => match TcpListener::bind(a).await {
+                            Ok(l) => l,
+                            Err(_) => TcpListener::bind(p.addr).await?,
+                        },
+                        None => TcpListener::bind(p.addr).await?,
+                    };
+                    let local = l.local_addr()?;
+                    points.push(ListenPoint::new(Transport::Tcp, local));
+                    tcp.push((local, l));
+                }
+                other => return Err(Error::Unsupported(other)),
+            }
+        }
+        let (event_tx, events) = mpsc::channel(config.event_queue.max(1));
+        let (net_tx, net_rx) = mpsc::channel(config.input_queue.max(1));
+        let (cmd_tx, cmd_rx) = mpsc::channel(config.input_queue.max(1));
+        let shared = Arc::new(Shared::new(config));
+        let mut tasks = Vec::new();
+        for (local, s) in &udp {
+            tasks.push(tokio::spawn(run_udp(
+                s.clone(),
+                *local,
+                shared.clone(),
+                net_tx.clone(),
+            )));
+        }
+        let mut tcp_points = Vec::new();
+        for (local, l) in tcp {
+            tcp_points.push(local);
+            tasks.push(tokio::spawn(run_tcp_listener(
+                l,
+                shared.clone(),
+                net_tx.clone(),
+            )));
+        }
+        let driver = Driver {
+            layer: TransactionLayer::new(transactions),
+            shared: shared.clone(),
+            udp,
+            tcp: tcp_points,
+            conns: HashMap::new(),
+            by_remote: HashMap::new(),
+            connecting: HashMap::new(),
+            events: event_tx,
+            net_tx,
+            tasks,
+        };
+        let task = tokio::spawn(driver.run(net_rx, cmd_rx));
+        Ok(Endpoint {
+            handle: Handle {
+                cmd: cmd_tx,
+                shared,
+            },
+            events,
+            points,
+            task: Some(task),
+        })
+    }
+
+    /// The bound listening points (with the ports picked for port 0).
+    pub fn listening_points(&self) -> &[ListenPoint] {
+        &self.points
+    }
+
+    /// The first listening address of a transport.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.points
+            .iter()
+            .find(|p| p.transport == transport)
+            .map(|p| p.addr)
+    }
+
+    /// A handle to send requests and responses.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The next event for the transaction user: [`Event::Request`] (answer
+    /// with [`Handle::send_response`]), [`Event::Response`] and
+    /// [`Event::Timeout`] for requests sent, [`Event::Ack`] for ACKs of 2xx,
+    /// [`Event::StrayResponse`], [`Event::Refused`] (answer 503 with
+    /// [`Handle::send_stateless`] or drop), [`Event::TransportError`],
+    /// [`Event::Terminated`]. `None` once the driver has stopped.
+    pub async fn recv(&mut self) -> Option<Event<Flow>> {
+        self.events.recv().await
+    }
+
+    /// The event channel itself (to move it into a TU task).
+    pub fn events(&mut self) -> &mut mpsc::Receiver<Event<Flow>> {
+        &mut self.events
+    }
+
+    /// The transport counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle.stats()
+    }
+
+    /// Stops the driver: closes every socket and connection, and waits for
+    /// it to finish. (Dropping the endpoint and every [`Handle`] stops it
+    /// too, without waiting.)
+    pub async fn shutdown(mut self) {
+        let _ = self.handle.cmd.send(Command::Shutdown).await;
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Conn {
+    flow: Flow,
+    writer: mpsc::Sender<Bytes>,
+}
+
+struct Driver {
+    layer: TransactionLayer<Flow>,
+    shared: Arc<Shared>,
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp: Vec<SocketAddr>,
+    conns: HashMap<ConnId, Conn>,
+    /// Open connections by (transport, remote address), for reuse.
+    by_remote: HashMap<(Transport, SocketAddr), ConnId>,
+    /// Connections being opened, and what waits for each.
+    connecting: HashMap<(Transport, SocketAddr), Vec<Pending>>,
+    events: mpsc::Sender<Event<Flow>>,
+    net_tx: mpsc::Sender<Input>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn via_token(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+        Transport::Tls => "TLS",
+        Transport::Sctp => "SCTP",
+        Transport::Ws => "WS",
+        Transport::Wss => "WSS",
+        _ => "UDP",
+    }
+}
+
+fn is_response(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"SIP/")
+}
+
+impl Driver {
+    async fn run(mut self, mut net_rx: mpsc::Receiver<Input>, mut cmd_rx: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.layer.poll_timeout();
+            let sleep_to = deadline
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| {
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+                });
+            tokio::select! {
+                biased;
+                cmd = cmd_rx.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.command(c),
+                },
+                Some(input) = net_rx.recv() => self.input(input),
+                _ = tokio::time::sleep_until(sleep_to), if deadline.is_some() => {
+                    self.layer.handle_timeout(Instant::now());
+                }
+            }
+            self.drain().await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        // Dropping the writers closes every connection task.
+        self.conns.clear();
+    }
+
+    // ----- inputs -----------------------------------------------------------
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Message { message, flow } => {
+                let target = Target::new(flow.transport, flow);
+                if let Err(e) = self.layer.handle_message(Instant::now(), message, target) {
+                    self.shared.count(&self.shared.stats.unmatchable);
+                    tracing::debug!(%flow, "message dropped: {e}");
+                }
+            }
+            Input::ConnUp { flow, writer } => {
+                self.conns.insert(flow.conn, Conn { flow, writer });
+                self.by_remote
+                    .insert((flow.transport, flow.remote), flow.conn);
+                if let Some(waiting) = self.connecting.remove(&(flow.transport, flow.remote)) {
+                    for p in waiting {
+                        self.send_pending_on(p, flow);
+                    }
+                }
+            }
+            Input::ConnDown { flow } => {
+                self.conns.remove(&flow.conn);
+                let k = (flow.transport, flow.remote);
+                if self.by_remote.get(&k) == Some(&flow.conn) {
+                    self.by_remote.remove(&k);
+                }
+            }
+            Input::ConnectFailed {
+                transport,
+                remote,
+                error,
+            } => {
+                tracing::debug!(%remote, "connect failed: {error}");
+                for p in self
+                    .connecting
+                    .remove(&(transport, remote))
+                    .unwrap_or_default()
+                {
+                    match p {
+                        Pending::Request {
+                            request,
+                            reply,
+                            stateless,
+                            udp_fallback: Some(flow),
+                        } => {
+                            // RFC 3261 §18.1.1: retry over UDP.
+                            self.send_request_on(request, flow, reply, stateless);
+                        }
+                        Pending::Request {
+                            reply, stateless, ..
+                        } => {
+                            let e = || Error::Connect(remote, error.kind());
+                            if let Some(r) = reply {
+                                let _ = r.send(Err(e()));
+                            }
+                            if let Some(r) = stateless {
+                                let _ = r.send(Err(e()));
+                            }
+                        }
+                        Pending::Transmit { key, .. } => self.send_failed(key),
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request {
+                request,
+                dest,
+                reply,
+            } => self.route_request(request, dest, Some(reply), None),
+            Command::Stateless {
+                message,
+                dest,
+                reply,
+            } => {
+                if message.is_request() {
+                    self.route_request(message, dest, None, Some(reply));
+                } else {
+                    let flow = match dest {
+                        Destination::Flow(f) => f,
+                        Destination::Address(t, a) => match self.flow_to(t, a) {
+                            Some(f) => f,
+                            None => {
+                                let _ = reply.send(Err(Error::NoRoute(t, a)));
+                                return;
+                            }
+                        },
+                    };
+                    self.layer
+                        .send_stateless(Target::new(flow.transport, flow), message.to_bytes());
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Command::Response {
+                key,
+                response,
+                reply,
+            } => {
+                let r = self.layer.send_response(Instant::now(), key, response);
+                let _ = reply.send(r.map_err(Error::from));
+            }
+            Command::Terminate { key } => {
+                self.layer.terminate(key);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    // ----- routing ------------------------------------------------------------
+
+    /// A flow to `addr` that exists now, without connecting: the UDP socket
+    /// of the right family, or an open connection.
+    fn flow_to(&self, transport: Transport, addr: SocketAddr) -> Option<Flow> {
+        match transport {
+            Transport::Udp => self.udp_socket_for(addr).map(|(local, _)| Flow {
+                transport,
+                local,
+                remote: addr,
+                conn: ConnId::DATAGRAM,
+            }),
+            _ => self
+                .by_remote
+                .get(&(transport, addr))
+                .and_then(|id| self.conns.get(id))
+                .map(|c| c.flow),
+        }
+    }
+
+    /// The UDP socket to send to `addr` from: same family, loopback to
+    /// loopback preferred.
+    fn udp_socket_for(&self, addr: SocketAddr) -> Option<(SocketAddr, Arc<UdpSocket>)> {
+        let same_family = |l: &SocketAddr| l.is_ipv4() == addr.is_ipv4();
+        let scope_ok = |l: &SocketAddr| {
+            l.ip().is_unspecified() || l.ip().is_loopback() == addr.ip().is_loopback()
+        };
+        self.udp
+            .iter()
+            .find(|(l, _)| same_family(l) && scope_ok(l))
+            .or_else(|| self.udp.iter().find(|(l, _)| same_family(l)))
+            .map(|(l, s)| (*l, s.clone()))
+    }
+
+    fn udp_socket_at(&self, local: SocketAddr) -> Option<Arc<UdpSocket>> {
+        self.udp
+            .iter()
+            .find(|(l, _)| *l == local)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// The sent-by for requests on `flow` (RFC 3261 §18.1.1): the listening
+    /// address, so that responses and new connections come back to it.
+    fn sent_by(&self, flow: &Flow) -> SocketAddr {
+        let mut ip = flow.local.ip();
+        if ip.is_unspecified() {
+            ip = local_ip_towards(flow.remote).unwrap_or(ip);
+        }
+        let port = match flow.transport {
+            Transport::Udp => flow.local.port(),
+            _ => self
+                .tcp
+                .iter()
+                .find(|l| l.is_ipv4() == flow.local.is_ipv4())
+                .map_or(flow.local.port(), |l| l.port()),
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    fn route_request(
+        &mut self,
+        mut request: Message,
+        dest: Destination,
+        reply: Option<Reply<TransactionKey>>,
+        stateless: Option<Reply<()>>,
+    ) {
+        let (transport, addr) = match dest {
+            Destination::Flow(f) if !f.is_stream() || self.conns.contains_key(&f.conn) => {
+                self.send_request_on(request, f, reply, stateless);
+                return;
+            }
+            Destination::Flow(f) => (f.transport, f.remote),
+            Destination::Address(t, a) => (t, a),
+        };
+        let fail =
+            |reply: Option<Reply<TransactionKey>>, stateless: Option<Reply<()>>, e: Error| {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(e));
+                } else if let Some(r) = stateless {
+                    let _ = r.send(Err(e));
+                }
+            };
+        match transport {
+            Transport::Udp => {
+                let Some(flow) = self.flow_to(Transport::Udp, addr) else {
+                    return fail(reply, stateless, Error::NoRoute(transport, addr));
+                };
+                // RFC 3261 §18.1.1: measure the request as it would go out.
+                if let Err(e) = set_sent_by(&mut request, "UDP", self.sent_by(&flow)) {
+                    return fail(reply, stateless, e.into());
+                }
+                if request.to_bytes().len() > self.shared.config.udp_request_limit() {
+                    // "...MUST be sent using an RFC 2914 congestion controlled
+                    // transport protocol, such as TCP."
+                    self.shared.count(&self.shared.stats.udp_to_tcp);
+                    let p = Pending::Request {
+                        request,
+                        reply,
+                        stateless,
+                        udp_fallback: Some(flow),
+                    };
+                    self.send_stream(Transport::Tcp, addr, p);
+                } else {
+                    self.send_request_on(request, flow, reply, stateless);
+                }
+            }
+            Transport::Tcp => {
+                let p = Pending::Request {
+                    request,
+                    reply,
+                    stateless,
+                    udp_fallback: None,
+                };
+                self.send_stream(Transport::Tcp, addr, p);
+            }
+            other => fail(reply, stateless, Error::Unsupported(other)),
+        }
+    }
+
+    /// Sends over an open connection to `addr`, or opens one and queues.
+    fn send_stream(&mut self, transport: Transport, addr: SocketAddr, p: Pending) {
+        if let Some(flow) = self.flow_to(transport, addr) {
+            self.send_pending_on(p, flow);
+            return;
+        }
+        let key = (transport, addr);
+        if let Some(q) = self.connecting.get_mut(&key) {
+            q.push(p);
+            return;
+        }
+        self.connecting.insert(key, vec![p]);
+        tokio::spawn(connect_tcp(addr, self.shared.clone(), self.net_tx.clone()));
+    }
+
+    fn send_pending_on(&mut self, p: Pending, flow: Flow) {
+        match p {
+            Pending::Request {
+                request,
+                reply,
+                stateless,
+                ..
+            } => self.send_request_on(request, flow, reply, stateless),
+            Pending::Transmit { bytes, key } => self.write_stream(flow, bytes, key),
+        }
+    }
+
+    fn send_request_on(
+        &mut self,
+        mut request: Message,
+        flow: Flow,
+        reply: Option<Reply<TransactionKey>>,
+        stateless: Option<Reply<()>>,
+    ) {
+        if let Err(e) = set_sent_by(&mut request, via_token(flow.transport), self.sent_by(&flow)) {
+            if let Some(r) = reply {
+                let _ = r.send(Err(e.into()));
+            } else if let Some(r) = stateless {
+                let _ = r.send(Err(e.into()));
+            }
+            return;
+        }
+        let target = Target::new(flow.transport, flow);
+        if let Some(r) = stateless {
+            self.layer.send_stateless(target, request.to_bytes());
+            let _ = r.send(Ok(()));
+        } else {
+            let res = self.layer.send_request(Instant::now(), request, target);
+            if let Some(r) = reply {
+                let _ = r.send(res.map_err(Error::from));
+            }
+        }
+    }
+
+    // ----- output -------------------------------------------------------------
+
+    async fn drain(&mut self) {
+        while let Some(out) = self.layer.poll_output() {
+            match out {
+                Output::Transmit(t) => self.transmit(t).await,
+                Output::Event(e) => self.deliver(e),
+            }
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit<Flow>) {
+        let Transmit {
+            destination,
+            bytes,
+            key,
+        } = t;
+        let flow = destination.addr;
+        if !flow.is_stream() {
+            let to = if is_response(&bytes) {
+                udp_response_destination(&bytes, flow.remote)
+            } else {
+                flow.remote
+            };
+            let socket = self
+                .udp_socket_at(flow.local)
+                .or_else(|| self.udp_socket_for(to).map(|(_, s)| s));
+            let ok = match socket {
+                Some(s) => s.send_to(&bytes, to).await.is_ok(),
+                None => false,
+            };
+            if !ok {
+                self.send_failed(key);
+            }
+            return;
+        }
+        let bytes = match self.conns.get(&flow.conn) {
+            Some(c) => match c.writer.try_send(bytes) {
+                Ok(()) => return,
+                // The write queue is full: the peer does not keep up.
+                Err(mpsc::error::TrySendError::Full(_)) => return self.send_failed(key),
+                // The connection is gone (or going).
+                Err(mpsc::error::TrySendError::Closed(b)) => b,
+            },
+            None => bytes,
+        };
+        if is_response(&bytes) {
+            // RFC 3261 §18.2.2: "If the connection is no longer open, the
+            // server SHOULD open a connection to the IP address in the
+            // received parameter ... using the port in the sent-by value".
+            let to = stream_response_destination(&bytes, flow.remote);
+            self.send_stream(flow.transport, to, Pending::Transmit { bytes, key });
+        } else {
+            self.send_failed(key);
+        }
+    }
+
+    fn write_stream(&mut self, flow: Flow, bytes: Bytes, key: Option<TransactionKey>) {
+        let ok = self
+            .conns
+            .get(&flow.conn)
+            .is_some_and(|c| c.writer.try_send(bytes).is_ok());
+        if !ok {
+            self.send_failed(key);
+        }
+    }
+
+    fn send_failed(&mut self, key: Option<TransactionKey>) {
+        self.shared.count(&self.shared.stats.send_failures);
+        if let Some(k) = key {
+            self.layer.handle_transport_error(Instant::now(), k);
+        }
+    }
+
+    /// Hands an event to the TU without ever waiting for it: a full channel
+    /// turns a new request into a 503 and drops other events (counted).
+    fn deliver(&mut self, event: Event<Flow>) {
+        let event = match self.events.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
+        };
+        let stats = &self.shared.stats;
+        match event {
+            Event::Request { key, request, .. } => {
+                self.shared.count(&stats.overload_rejections);
+                let retry = self.layer.config().retry_after.to_string();
+                if let Ok(resp) = request.response(503).header("Retry-After", &retry).build() {
+                    let _ = self.layer.send_response(Instant::now(), key, resp);
+                }
+            }
+            Event::Refused(r) => {
+                self.shared.count(&stats.overload_rejections);
+                if let Ok(bytes) = r.response() {
+                    self.layer.send_stateless(r.source, bytes);
+                }
+            }
+            _ => self.shared.count(&stats.events_dropped),
+        }
+    }
+}
+
+/// §18.2.2 for datagrams, from the response's top Via.
+fn udp_response_destination(bytes: &Bytes, fallback: SocketAddr) -> SocketAddr {
+    match Message::parse_lazy(bytes.clone(), &habla_message::Limits::default()) {
+        Ok(m) => match m.top_via() {
+            Ok(v) => response_destination(v, fallback),
+            Err(_) => fallback,
+        },
+        Err(_) => fallback,
+    }
+}
+
+/// §18.2.2 for a stream whose connection closed: the `received` address
+/// (else the old peer's) and the sent-by port (else 5060).
+fn stream_response_destination(bytes: &Bytes, old: SocketAddr) -> SocketAddr {
+    let via = Message::parse_lazy(bytes.clone(), &habla_message::Limits::default())
+        .ok()
+        .and_then(|m| {
+            m.top_via().ok().map(|v| {
+                let ip = v
+                    .received()
+                    .and_then(|r| r.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+                    .unwrap_or(old.ip());
+                SocketAddr::new(ip, v.port().unwrap_or(5060))
+            })
+        });
+    via.unwrap_or(old)
+}
+
+/// The local address the system would use towards `remote` (for a sent-by
+/// when listening on an unspecified address). No packet is sent.
+fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
+    let any = if remote.is_ipv4() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+    } else {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect(remote).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}

@@ -1,0 +1,553 @@
+//! The transports and the driver on loopback sockets (port 0 only).
+
+mod common;
+
+use common::*;
+use habla_message::{Message, Method, RequestBuilder, Uri};
+use habla_tokio::{Destination, Endpoint, Event, Flow, Transport, TransportConfig};
+use habla_transaction::new_branch;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+fn rng() -> impl FnMut() -> u64 {
+    static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x9E37_79B9);
+    let mut x: u64 = SEED.fetch_add(0x7F4A_7C15, std::sync::atomic::Ordering::Relaxed) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// An OPTIONS (or other) request built by a TU: the transport fills the
+/// Via's transport and sent-by.
+fn tu_request(method: Method, to: &str, extra_len: usize) -> Message {
+    let mut r = rng();
+    let mut b = RequestBuilder::new(method, &Uri::parse(to).unwrap())
+        .via("UDP", "placeholder.invalid", &new_branch(&mut r), true)
+        .max_forwards(70)
+        .from("<sip:client@127.0.0.1>;tag=c1")
+        .to(&format!("<{to}>"))
+        .call_id(&format!("{:x}@test", r()))
+        .cseq(1);
+    if extra_len > 0 {
+        b = b.header("X-Padding", &"p".repeat(extra_len));
+    }
+    b.build().unwrap()
+}
+
+async fn next_response(ep: &mut Endpoint) -> Message {
+    loop {
+        match within("a response event", ep.recv())
+            .await
+            .expect("driver alive")
+        {
+            Event::Response { response, .. } => return response,
+            Event::Timeout { timer, .. } => panic!("transaction timed out ({timer:?})"),
+            _ => {}
+        }
+    }
+}
+
+async fn next_request(ep: &mut Endpoint) -> (habla_tokio::TransactionKey, Message, Flow) {
+    loop {
+        if let Event::Request {
+            key,
+            request,
+            source,
+            ..
+        } = within("a request event", ep.recv())
+            .await
+            .expect("driver alive")
+        {
+            return (key, request, source.addr);
+        }
+    }
+}
+
+#[tokio::test]
+async fn udp_round_trip_options_200_and_other_501() {
+    let server = OptionsServer::start(loopback_config()).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKudp1");
+    sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), server.udp)
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.header("Allow"), Some("OPTIONS"));
+    assert!(r.header("Accept").is_some() && r.header("Supported").is_some());
+    assert!(r.to().unwrap().tag().is_some());
+    // Host and port match the source and no rport: the Via is untouched.
+    assert_eq!(r.top_via().unwrap().as_str(), via);
+
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKudp2");
+    sock.send_to(request("MESSAGE", 2, &via, "").as_bytes(), server.udp)
+        .await
+        .unwrap();
+    assert_eq!(parse(&recv_datagram(&sock).await).status(), Some(501));
+
+    // A retransmission is absorbed by the server transaction, which
+    // resends its response (one response per copy, same bytes).
+    let first = {
+        let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKudp3");
+        let req = request("OPTIONS", 3, &via, "");
+        sock.send_to(req.as_bytes(), server.udp).await.unwrap();
+        let a = recv_datagram(&sock).await;
+        sock.send_to(req.as_bytes(), server.udp).await.unwrap();
+        let b = recv_datagram(&sock).await;
+        assert_eq!(a, b, "retransmitted response differs");
+        a
+    };
+    assert_eq!(parse(&first).status(), Some(200));
+}
+
+#[tokio::test]
+async fn tcp_round_trip_and_responses_on_the_same_connection() {
+    let server = OptionsServer::start(loopback_config()).await;
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    let me = s.local_addr().unwrap();
+    for seq in 1..=3 {
+        let via = format!("SIP/2.0/TCP {me};branch=z9hG4bKtcp{seq}");
+        s.write_all(request("OPTIONS", seq, &via, "").as_bytes())
+            .await
+            .unwrap();
+        let r = read_message(&mut s).await;
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(r.cseq().unwrap().seq, seq);
+    }
+    let st = server.handle.stats();
+    assert_eq!(st.connections_accepted, 1);
+    assert_eq!(st.stream_messages_received, 3);
+}
+
+#[tokio::test]
+async fn endpoint_to_endpoint_over_udp_and_tcp() {
+    let server = OptionsServer::start(loopback_config()).await;
+    let mut client = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let h = client.handle();
+    for (t, addr, token) in [
+        (Transport::Udp, server.udp, "UDP"),
+        (Transport::Tcp, server.tcp, "TCP"),
+    ] {
+        let uri = format!("sip:ping@{addr}");
+        let req = tu_request(Method::Options, &uri, 0);
+        h.send_request(req, Destination::Address(t, addr))
+            .await
+            .unwrap();
+        let resp = next_response(&mut client).await;
+        assert_eq!(resp.status(), Some(200));
+        let via = resp.top_via().unwrap();
+        // The transport wrote the sent-by: the client's listening address.
+        assert_eq!(via.transport(), token);
+        assert_eq!(via.host().as_str(), "127.0.0.1");
+        assert_eq!(
+            Some(via.port().unwrap()),
+            client.local_addr(t).map(|a| a.port())
+        );
+    }
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn tcp_connections_are_reused_both_ways() {
+    let mut server = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let mut client = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let (sh, ch) = (server.handle(), client.handle());
+    let server_tcp = server.local_addr(Transport::Tcp).unwrap();
+    let uri = format!("sip:s@{server_tcp}");
+    let mut flows = Vec::new();
+    for _ in 0..3 {
+        ch.send_request(
+            tu_request(Method::Options, &uri, 0),
+            Destination::Address(Transport::Tcp, server_tcp),
+        )
+        .await
+        .unwrap();
+        let (key, req, flow) = next_request(&mut server).await;
+        sh.send_response(key, req.response(200).build().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(next_response(&mut client).await.status(), Some(200));
+        flows.push(flow);
+    }
+    assert!(flows.iter().all(|f| *f == flows[0]), "one flow: {flows:?}");
+    assert!(flows[0].is_stream());
+    // Now the server sends a request back over the client's connection.
+    let back = format!("sip:c@{}", flows[0].remote);
+    sh.send_request(tu_request(Method::Options, &back, 0), flows[0])
+        .await
+        .unwrap();
+    let (key, req, cflow) = next_request(&mut client).await;
+    assert_eq!(
+        cflow.remote, server_tcp,
+        "came over the client's connection"
+    );
+    assert_eq!(req.top_via().unwrap().transport(), "TCP");
+    ch.send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next_response(&mut server).await.status(), Some(200));
+    // Also addressing the client's remote address reuses the connection.
+    sh.send_request(
+        tu_request(Method::Options, &back, 0),
+        Destination::Address(Transport::Tcp, flows[0].remote),
+    )
+    .await
+    .unwrap();
+    let (_, _, cflow2) = next_request(&mut client).await;
+    assert_eq!(cflow2, cflow);
+    let (ss, cs) = (server.stats(), client.stats());
+    assert_eq!(
+        (ss.connections_accepted, ss.connections_opened),
+        (1, 0),
+        "{ss:?}"
+    );
+    assert_eq!(
+        (cs.connections_accepted, cs.connections_opened),
+        (0, 1),
+        "{cs:?}"
+    );
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn crlf_ping_is_answered_with_crlf() {
+    let server = OptionsServer::start(loopback_config()).await;
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"\r\n\r\n").await.unwrap();
+        let mut pong = [0u8; 2];
+        within("a pong", s.read_exact(&mut pong)).await.unwrap();
+        assert_eq!(&pong, b"\r\n");
+    }
+    // The connection still carries messages afterwards.
+    let me = s.local_addr().unwrap();
+    let via = format!("SIP/2.0/TCP {me};branch=z9hG4bKping");
+    s.write_all(request("OPTIONS", 1, &via, "").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_message(&mut s).await.status(), Some(200));
+    assert_eq!(server.handle.stats().pings_answered, 2);
+}
+
+/// Reads until the server closes the connection (bounded).
+async fn expect_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match within("the server to close", s.read(&mut buf)).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_loris_connection_is_closed() {
+    let cfg = TransportConfig {
+        message_deadline: Duration::from_millis(300),
+        ..loopback_config()
+    };
+    let server = OptionsServer::start(cfg).await;
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    s.write_all(b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP h")
+        .await
+        .unwrap();
+    expect_closed(&mut s).await;
+    let st = server.handle.stats();
+    assert_eq!((st.closed_slow, st.closed_idle), (1, 0), "{st:?}");
+}
+
+#[tokio::test]
+async fn idle_connection_is_closed() {
+    let cfg = TransportConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..loopback_config()
+    };
+    let server = OptionsServer::start(cfg).await;
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    expect_closed(&mut s).await;
+    let st = server.handle.stats();
+    assert_eq!((st.closed_idle, st.closed_slow), (1, 0), "{st:?}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused() {
+    let cfg = TransportConfig {
+        max_connections: 1,
+        ..loopback_config()
+    };
+    let server = OptionsServer::start(cfg).await;
+    let mut first = TcpStream::connect(server.tcp).await.unwrap();
+    // Make sure the first is accepted and served.
+    first.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    within("a pong", first.read_exact(&mut pong)).await.unwrap();
+    let mut second = TcpStream::connect(server.tcp).await.unwrap();
+    expect_closed(&mut second).await;
+    assert_eq!(server.handle.stats().connections_refused, 1);
+    // The first still works.
+    first.write_all(b"\r\n\r\n").await.unwrap();
+    within("a pong", first.read_exact(&mut pong)).await.unwrap();
+}
+
+#[tokio::test]
+async fn oversized_buffer_closes_the_connection() {
+    let cfg = TransportConfig {
+        max_buffered_per_connection: 4096,
+        ..loopback_config()
+    };
+    let server = OptionsServer::start(cfg).await;
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    let mut junk = b"OPTIONS sip:ping@127.0.0.1 SIP/2.0\r\nX: ".to_vec();
+    junk.resize(8192, b'a');
+    // The server may close before reading it all: ignore write errors.
+    let _ = s.write_all(&junk).await;
+    expect_closed(&mut s).await;
+    assert_eq!(server.handle.stats().closed_framing, 1);
+}
+
+#[tokio::test]
+async fn large_udp_request_moves_to_tcp() {
+    let mut server = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    assert_eq!(
+        Some(udp.port()),
+        server.local_addr(Transport::Tcp).map(|a| a.port()),
+        "TCP should share the UDP port"
+    );
+    let mut client = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let uri = format!("sip:s@{udp}");
+    // Small: stays on UDP.
+    client
+        .handle()
+        .send_request(
+            tu_request(Method::Options, &uri, 100),
+            Destination::Address(Transport::Udp, udp),
+        )
+        .await
+        .unwrap();
+    let (key, req, flow) = next_request(&mut server).await;
+    assert_eq!(flow.transport, Transport::Udp);
+    assert_eq!(req.top_via().unwrap().transport(), "UDP");
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next_response(&mut client).await.status(), Some(200));
+    // Larger than 1300 bytes: RFC 3261 §18.1.1 sends it over TCP.
+    client
+        .handle()
+        .send_request(
+            tu_request(Method::Options, &uri, 1400),
+            Destination::Address(Transport::Udp, udp),
+        )
+        .await
+        .unwrap();
+    let (key, req, flow) = next_request(&mut server).await;
+    assert_eq!(flow.transport, Transport::Tcp);
+    assert!(req.to_bytes().len() > 1300);
+    assert_eq!(req.top_via().unwrap().transport(), "TCP");
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next_response(&mut client).await.status(), Some(200));
+    assert_eq!(client.stats().udp_to_tcp, 1);
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn received_and_rport_are_filled_and_used() {
+    let mut server = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+
+    // rport asked, sent-by a name and a wrong port: the response goes to
+    // the source address and port (RFC 3581).
+    let via = "SIP/2.0/UDP client.invalid:9;rport;branch=z9hG4bKrp1";
+    sock.send_to(request("OPTIONS", 1, via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let (key, req, flow) = next_request(&mut server).await;
+    let v = req.top_via().unwrap();
+    assert_eq!(v.received(), Some("127.0.0.1"));
+    assert_eq!(v.rport(), Some(Some(port)));
+    assert_eq!(flow.remote, sock.local_addr().unwrap());
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(
+        r.top_via().unwrap().as_str(),
+        format!("SIP/2.0/UDP client.invalid:9;branch=z9hG4bKrp1;received=127.0.0.1;rport={port}")
+    );
+
+    // No rport, host differs: `received` only; the response goes to the
+    // received address and the sent-by port (RFC 3261 §18.2.2).
+    let via = format!("SIP/2.0/UDP client.invalid:{port};branch=z9hG4bKrp2");
+    sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let (key, req, _) = next_request(&mut server).await;
+    assert_eq!(req.top_via().unwrap().rport(), None);
+    assert_eq!(req.top_via().unwrap().received(), Some("127.0.0.1"));
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.top_via().unwrap().received(), Some("127.0.0.1"));
+
+    // Over TCP too: the TU sees the stamped Via.
+    let tcp = server.local_addr(Transport::Tcp).unwrap();
+    let mut s = TcpStream::connect(tcp).await.unwrap();
+    let me = s.local_addr().unwrap();
+    let via = "SIP/2.0/TCP client.invalid;rport;branch=z9hG4bKrp3";
+    s.write_all(request("OPTIONS", 3, via, "").as_bytes())
+        .await
+        .unwrap();
+    let (key, req, flow) = next_request(&mut server).await;
+    assert_eq!(req.top_via().unwrap().rport(), Some(Some(me.port())));
+    assert_eq!(flow.remote, me);
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_message(&mut s).await.status(), Some(200));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_or_are_dropped() {
+    let server = OptionsServer::start(loopback_config()).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    // CSeq method does not match the request method: answerable.
+    let bad = request(
+        "OPTIONS",
+        1,
+        &format!("SIP/2.0/UDP {me};branch=z9hG4bKbad"),
+        "",
+    )
+    .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    sock.send_to(bad.as_bytes(), server.udp).await.unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(400));
+    assert!(r.header("Warning").unwrap().contains("CSeq"));
+    // Garbage cannot be answered: dropped and counted. The next valid
+    // request's answer proves the garbage was processed (one reader, in
+    // order).
+    sock.send_to(b"\x00\xffnot sip at all\r\n\r\n", server.udp)
+        .await
+        .unwrap();
+    sock.send_to(b"\r\n\r\n", server.udp).await.unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKgood");
+    sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), server.udp)
+        .await
+        .unwrap();
+    assert_eq!(parse(&recv_datagram(&sock).await).status(), Some(200));
+    let st = server.handle.stats();
+    assert_eq!(st.malformed_answered, 1);
+    assert_eq!(st.malformed_dropped, 1);
+    assert_eq!(st.datagram_keepalives, 1);
+
+    // Over TCP: 400 on the connection, which stays usable.
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    let me = s.local_addr().unwrap();
+    let bad = request(
+        "OPTIONS",
+        1,
+        &format!("SIP/2.0/TCP {me};branch=z9hG4bKbadt"),
+        "",
+    )
+    .replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS");
+    s.write_all(bad.as_bytes()).await.unwrap();
+    assert_eq!(read_message(&mut s).await.status(), Some(400));
+    let via = format!("SIP/2.0/TCP {me};branch=z9hG4bKgoodt");
+    s.write_all(request("OPTIONS", 2, &via, "").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_message(&mut s).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn ipv6_loopback_udp_and_tcp() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIP ipv6_loopback_udp_and_tcp: no IPv6 loopback here");
+        return;
+    }
+    let mut cfg = TransportConfig::udp_and_tcp("[::1]:0".parse().unwrap());
+    // Several listening points at once: IPv4 too.
+    cfg.listen.extend(loopback_config().listen.iter().copied());
+    let server = OptionsServer::start(cfg).await;
+    let sock = UdpSocket::bind("[::1]:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let via = format!("SIP/2.0/UDP {me};rport;branch=z9hG4bKv6");
+    sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), server.udp)
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.top_via().unwrap().rport(), Some(Some(me.port())));
+    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    let me = s.local_addr().unwrap();
+    let via = format!("SIP/2.0/TCP {me};branch=z9hG4bKv6t");
+    s.write_all(request("OPTIONS", 2, &via, "").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_message(&mut s).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn a_tu_that_falls_behind_gets_503_not_a_blocked_driver() {
+    let cfg = TransportConfig {
+        event_queue: 1,
+        ..loopback_config()
+    };
+    // A TU that never reads its events.
+    let server = Endpoint::bind(cfg, Default::default()).await.unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    // The first request fills the channel; the second is answered 503.
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKov1");
+    sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKov2");
+    sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.cseq().unwrap().seq, 2);
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(server.stats().overload_rejections, 1);
+    server.shutdown().await;
+}

@@ -15,7 +15,7 @@ use crate::flow::{ConnId, Flow};
 use crate::stats::Stats;
 use crate::via::stamp_received;
 use crate::TransportConfig;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use habla_message::{Frame, Message, StreamFramer};
 use habla_transaction::Transport;
 use std::net::SocketAddr;
@@ -133,9 +133,18 @@ pub(crate) async fn run_udp(
     shared: Arc<Shared>,
     net: mpsc::Sender<Input>,
 ) {
-    let mut buf = vec![0u8; 65_536];
+    // Datagrams are received into a large arena and split off it, so that a
+    // packet costs no allocation of its own: one arena serves ~16 full-size
+    // datagrams, or thousands of typical ones. A message keeps only its
+    // slice (and the arena alive) while it is in use.
+    const ARENA: usize = 1 << 20;
+    const MAX_DATAGRAM: usize = 65_536;
+    let mut arena = BytesMut::with_capacity(ARENA);
     loop {
-        let (n, remote) = match socket.recv_from(&mut buf).await {
+        if arena.capacity() - arena.len() < MAX_DATAGRAM {
+            arena = BytesMut::with_capacity(ARENA);
+        }
+        let (n, remote) = match socket.recv_buf_from(&mut arena).await {
             Ok(x) => x,
             Err(e) => {
                 // ICMP errors surface here on some systems; keep reading.
@@ -144,7 +153,7 @@ pub(crate) async fn run_udp(
             }
         };
         shared.count(&shared.stats.datagrams_received);
-        let data = &buf[..n];
+        let data = arena.split_to(n.min(arena.len())).freeze();
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             // CRLF keep-alives over UDP (RFC 5626 uses STUN there; some
             // clients send CRLF anyway): nothing to answer.
@@ -157,7 +166,7 @@ pub(crate) async fn run_udp(
             remote,
             conn: ConnId::DATAGRAM,
         };
-        match parse(&shared, Bytes::copy_from_slice(data), &flow) {
+        match parse(&shared, data, &flow) {
             Ok(message) => {
                 if net.send(Input::Message { message, flow }).await.is_err() {
                     return;

@@ -15,12 +15,13 @@ const LAYERS: &[(&str, u8)] = &[
     ("habla-dialog", 2),
     ("habla-auth", 1),
     ("habla-registrar", 2),
+    ("habla-store", 4),
     ("habla-tokio", 5),
     ("habla", 6),
 ];
 
 /// Crates allowed to do I/O and read clocks.
-const DRIVERS: &[&str] = &["habla-tokio", "habla"];
+const DRIVERS: &[&str] = &["habla-store", "habla-tokio", "habla"];
 
 /// What sans-IO code must not contain.
 const BANNED: &[&str] = &[

@@ -1,0 +1,191 @@
+//! What the store acknowledged survives: a restart, and a `kill -9` of the
+//! process in the middle of a stream of registrations.
+
+use habla_message::{Message, Method, RequestBuilder, Uri};
+use habla_registrar::{
+    address_of_record, process_register, LocationService, RegisterDecision, RegistrarConfig,
+};
+use habla_store::{SqliteLocationService, StoreConfig, User, UserStore};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+const NOW: u64 = 1_800_000_000;
+
+fn register(user: &str, n: u32) -> Message {
+    RequestBuilder::new(Method::Register, &Uri::parse("sip:example.org").unwrap())
+        .via("UDP", "192.0.2.4:5060", &format!("z9hG4bK{user}{n}"), true)
+        .max_forwards(70)
+        .to(&format!("<sip:{user}@example.org>"))
+        .from(&format!("<sip:{user}@example.org>;tag=t{n}"))
+        .call_id(&format!("{user}-call"))
+        .cseq(n)
+        .header(
+            "Contact",
+            &format!("<sip:{user}@192.0.2.4:{}>;expires=3600", 5000 + n),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Registers through the store; returns once the change is durable.
+fn register_durably(store: &SqliteLocationService, user: &str, n: u32) {
+    let req = register(user, n);
+    let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let d = store.register(
+        &aor,
+        NOW,
+        &mut |current| process_register(&RegistrarConfig::default(), NOW, &req, current).unwrap(),
+        Box::new(move |r| tx.send(r).unwrap()),
+    );
+    assert!(matches!(d, RegisterDecision::Update { .. }), "{d:?}");
+    rx.recv().unwrap().unwrap();
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("habla-store-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("habla.db")
+}
+
+#[test]
+fn bindings_survive_a_restart_and_expired_ones_do_not_come_back() {
+    let db = temp_db("restart");
+    let cfg = StoreConfig::new(&db);
+    {
+        let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+        register_durably(&store, "alice", 1);
+        register_durably(&store, "alice", 2); // refresh: same contact? no, new port
+        register_durably(&store, "bob", 1);
+        assert_eq!(store.lookup("sip:alice@example.org", NOW).len(), 2);
+    }
+    let store = SqliteLocationService::open(&cfg, NOW + 10).unwrap();
+    let alice = store.lookup("sip:alice@example.org", NOW + 10);
+    assert_eq!(alice.len(), 2);
+    assert_eq!(alice[1].contact, "sip:alice@192.0.2.4:5002");
+    assert_eq!(alice[1].cseq, 2);
+    assert_eq!(store.lookup("sip:bob@example.org", NOW + 10).len(), 1);
+    drop(store);
+    // Opened after everything expired: nothing is loaded.
+    let store = SqliteLocationService::open(&cfg, NOW + 3601).unwrap();
+    assert_eq!(store.aors(), 0);
+}
+
+#[test]
+fn users_are_stored_as_hashes() {
+    let db = temp_db("users");
+    let users = UserStore::open(&StoreConfig::new(&db)).unwrap();
+    let alice = User {
+        username: "alice".into(),
+        domain: "example.org".into(),
+        ha1_md5: "0".repeat(32),
+        ha1_sha256: "1".repeat(64),
+    };
+    users.put(&alice).unwrap();
+    drop(users);
+    let users = UserStore::open(&StoreConfig::new(&db)).unwrap();
+    assert_eq!(
+        users.get("alice", "example.org").unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(users.list().unwrap(), vec![alice]);
+    assert!(users.remove("alice", "example.org").unwrap());
+    assert_eq!(users.get("alice", "example.org").unwrap(), None);
+}
+
+/// The child side of the crash test: registers users 0.. as fast as it can
+/// and prints `ack N` once registration N is durable, until it is killed.
+#[test]
+fn crash_child() {
+    let Some(db) = std::env::var_os("HABLA_STORE_CRASH_DB") else {
+        return; // only runs when the crash test spawns it
+    };
+    let store = SqliteLocationService::open(&StoreConfig::new(PathBuf::from(db)), NOW).unwrap();
+    let (tx, rx) = mpsc::channel::<u32>();
+    let printer = std::thread::spawn(move || {
+        let mut out = std::io::stdout().lock();
+        for n in rx {
+            writeln!(out, "ack {n}").unwrap();
+            out.flush().unwrap();
+        }
+    });
+    for n in 0..1_000_000u32 {
+        let req = register(&format!("u{n}"), 1);
+        let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+        let tx = tx.clone();
+        store.register(
+            &aor,
+            NOW,
+            &mut |current| {
+                process_register(&RegistrarConfig::default(), NOW, &req, current).unwrap()
+            },
+            Box::new(move |r| {
+                if r.is_ok() {
+                    let _ = tx.send(n);
+                }
+            }),
+        );
+    }
+    drop(tx);
+    printer.join().unwrap();
+}
+
+#[test]
+fn acknowledged_registrations_survive_kill_9() {
+    let db = temp_db("kill9");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env("HABLA_STORE_CRASH_DB", &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Kill in the middle of the stream, once a good number were acknowledged.
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(n) = line.strip_prefix("ack ") {
+            acked.push(n.parse::<u32>().unwrap());
+            if acked.len() == 2000 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor, no flush
+    child.wait().unwrap();
+    // Anything printed before the kill was acknowledged too.
+    for line in lines.map_while(Result::ok) {
+        if let Some(n) = line.strip_prefix("ack ") {
+            acked.push(n.parse().unwrap());
+        }
+    }
+    assert!(
+        acked.len() >= 2000,
+        "the child acknowledged only {}",
+        acked.len()
+    );
+    let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
+    let lost: Vec<u32> = acked
+        .iter()
+        .copied()
+        .filter(|n| {
+            store
+                .lookup(&format!("sip:u{n}@example.org"), NOW)
+                .is_empty()
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged registrations lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    println!(
+        "kill -9 after {} acknowledged registrations: none lost ({} AORs stored)",
+        acked.len(),
+        store.aors()
+    );
+}

@@ -1,164 +1,157 @@
 //! The `habla` binary: one command line over habla's crates.
-//!
-//! Today `habla serve` is a stateless SIP responder built on the message
-//! layer: it answers OPTIONS (capabilities), answers malformed requests with
-//! 400 and the reason, and answers every other method with 501 until the
-//! transaction layer, registrar and proxy land.
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
+mod config;
+mod serve;
+mod users;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use habla_message::{Limits, Message, Method};
+use config::Config;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use tokio::net::UdpSocket;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "habla", version, about = "habla: a SIP server and user agent")]
 struct Cli {
+    /// More logging: one line per request (-v), debug details (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log format: text or json.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the SIP server.
+    /// Run the SIP server: registrar, location service, authentication.
     Serve {
-        /// Address to listen on (UDP); repeatable. Default: 0.0.0.0:5060 and [::]:5060.
+        /// Configuration file (see habla.toml in the repository).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address to listen on, UDP and TCP (repeatable; replaces `listen`).
         #[arg(long = "listen", value_name = "ADDR")]
         listen: Vec<SocketAddr>,
+        /// SQLite database file (default ./habla.db).
+        #[arg(long, value_name = "PATH")]
+        database: Option<PathBuf>,
+        /// A domain this server is responsible for (repeatable).
+        #[arg(long = "domain", value_name = "NAME")]
+        domains: Vec<String>,
+        /// Turn digest authentication off (labs only).
+        #[arg(long)]
+        no_auth: bool,
+    },
+    /// Manage subscribers (only password hashes are stored).
+    User {
+        #[command(subcommand)]
+        action: users::UserCommand,
+        /// SQLite database file (default ./habla.db).
+        #[arg(long, value_name = "PATH", global = true)]
+        database: Option<PathBuf>,
+        /// Configuration file, for the database path.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
     },
 }
 
-const AGENT: &str = concat!("habla/", env!("CARGO_PKG_VERSION"));
-const ALLOW: &str = "OPTIONS";
-
-#[derive(Default)]
-struct Counters {
-    received: AtomicU64,
-    dropped_malformed: AtomicU64,
-    answered_malformed: AtomicU64,
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check FILE and print the effective settings.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+    },
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Serve { listen } => serve(listen).await,
-    }
-}
-
-async fn serve(mut listen: Vec<SocketAddr>) -> Result<()> {
-    if listen.is_empty() {
-        listen.push("0.0.0.0:5060".parse()?);
-        listen.push("[::]:5060".parse()?);
-    }
-    let counters = Arc::new(Counters::default());
-    let mut tasks = Vec::new();
-    for addr in listen {
-        let socket = match UdpSocket::bind(addr).await {
-            Ok(s) => s,
-            // IPv6 may be absent on this host: run on what is there.
-            Err(e) if addr.is_ipv6() && !tasks.is_empty() => {
-                tracing::warn!("not listening on {addr}: {e}");
-                continue;
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot listen on udp:{addr}; pass --listen with a free address")
-                })
-            }
-        };
-        let local = socket.local_addr()?;
-        // Tests read this line to learn the port when they bind port 0.
-        println!("listening on udp:{local}");
-        tasks.push(tokio::spawn(run_udp(socket, counters.clone())));
-    }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate() => {}
-    }
-    tracing::info!(
-        received = counters.received.load(Ordering::Relaxed),
-        answered_malformed = counters.answered_malformed.load(Ordering::Relaxed),
-        dropped_malformed = counters.dropped_malformed.load(Ordering::Relaxed),
-        "stopping"
-    );
-    Ok(())
-}
-
-#[cfg(unix)]
-async fn terminate() {
-    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        s.recv().await;
+fn init_logging(verbose: u8, format: &str) {
+    let default = match verbose {
+        0 => "warn,habla=warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
     } else {
-        std::future::pending::<()>().await;
+        builder.init();
     }
 }
 
-#[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending::<()>().await;
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
 }
 
-async fn run_udp(socket: UdpSocket, counters: Arc<Counters>) {
-    let limits = Limits::default();
-    let mut buf = vec![0u8; limits.max_message_size + 1];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!("recv: {e}");
-                continue;
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            database,
+            domains,
+            no_auth,
+        } => {
+            let mut cfg = load_config(config.as_ref())?;
+            if !listen.is_empty() {
+                cfg.listen = listen;
             }
-        };
-        counters.received.fetch_add(1, Ordering::Relaxed);
-        if let Some(reply) = answer(Bytes::copy_from_slice(&buf[..n]), &limits, &counters) {
-            if let Err(e) = socket.send_to(&reply, peer).await {
-                tracing::debug!("send to {peer}: {e}");
+            if let Some(d) = database {
+                cfg.database.path = d;
             }
+            cfg.domains.extend(domains);
+            if no_auth {
+                cfg.auth.enabled = false;
+            }
+            if let Some(f) = cli.log_format {
+                cfg.log.format = f;
+            }
+            cfg.check()?;
+            init_logging(cli.verbose, &cfg.log.format);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(serve::serve(cfg))
+        }
+        Command::User {
+            action,
+            database,
+            config,
+        } => {
+            let mut cfg = load_config(config.as_ref())?;
+            if let Some(d) = database {
+                cfg.database.path = d;
+            }
+            init_logging(cli.verbose, cli.log_format.as_deref().unwrap_or("text"));
+            users::run(action, &cfg)
+        }
+        Command::Config {
+            action: ConfigCommand::Check { file },
+        } => {
+            let cfg = Config::load(&file)?;
+            println!("{}: valid", file.display());
+            println!("  listen: {:?}", cfg.listen);
+            println!("  domains: {:?}", cfg.domains);
+            println!("  database: {}", cfg.database.path.display());
+            println!(
+                "  auth: {} (realm {})",
+                if cfg.auth.enabled { "on" } else { "off" },
+                cfg.realm()
+            );
+            Ok(())
         }
     }
-}
-
-/// The stateless answer to one datagram, if any.
-fn answer(datagram: Bytes, limits: &Limits, counters: &Counters) -> Option<Bytes> {
-    if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
-        return None; // keep-alive
-    }
-    let msg = match Message::parse_with(datagram, limits) {
-        Ok(m) => m,
-        Err(e) => {
-            let reply = e.response(AGENT);
-            if reply.is_some() {
-                counters.answered_malformed.fetch_add(1, Ordering::Relaxed);
-            } else {
-                counters.dropped_malformed.fetch_add(1, Ordering::Relaxed);
-            }
-            tracing::info!("malformed message: {e}");
-            return reply;
-        }
-    };
-    let method = msg.method()?; // responses are not ours to answer
-    let builder = match method {
-        Method::Ack => return None,
-        Method::Options => msg
-            .response(200)
-            .to_tag(&msg, "habla")
-            .header("Allow", ALLOW)
-            .header("Accept", "application/sdp")
-            .header("Supported", ""),
-        _ => msg
-            .response(501)
-            .to_tag(&msg, "habla")
-            .header("Allow", ALLOW),
-    };
-    builder.header("Server", AGENT).to_bytes().ok()
 }

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("habla-dialog", 2),
     ("habla-auth", 1),
     ("habla-registrar", 2),
+    ("habla-proxy", 3),
     ("habla-store", 4),
     ("habla-tokio", 5),
     ("habla", 6),

@@ -1,0 +1,515 @@
+//! `habla serve`: the registrar (with the durable location service), digest
+//! authentication and capabilities, on the habla-tokio endpoint.
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use habla_auth::{AuthConfig, AuthDecision, AuthState, DigestServer, Ha1, ThrottlePolicy};
+use habla_message::{Limits, Message, Method, Uri};
+use habla_registrar::{
+    address_of_record, process_register_from, LocationService, RegisterDecision, RegistrarConfig,
+};
+use habla_store::{Durability, SqliteLocationService, StoreConfig, UserStore};
+use habla_tokio::{Endpoint, Event, Flow, Handle, ListenPoint, TransactionKey, TransportConfig};
+use habla_transaction::Transport;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const AGENT: &str = concat!("habla/", env!("CARGO_PKG_VERSION"));
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE";
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// RFC 1123 date for the Date header (RFC 3261 §20.17).
+pub fn http_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MO[(mo - 1) as usize],
+        y,
+        h,
+        m,
+        s
+    )
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The OS generator only fails on exotic systems; a zero buffer then
+    // still yields unique tags through the counter mixed in by callers.
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
+pub fn random_token() -> String {
+    random_bytes::<8>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The names this server answers to (RFC 3261 §16.4).
+#[derive(Debug, Clone)]
+pub struct LocalNames {
+    domains: HashSet<String>,
+}
+
+impl LocalNames {
+    fn new(cfg: &Config, bound: &[SocketAddr]) -> LocalNames {
+        let mut domains: HashSet<String> = cfg
+            .domains
+            .iter()
+            .chain(&cfg.aliases)
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        domains.insert("localhost".into());
+        if let Some(h) = hostname::get().ok().and_then(|h| h.into_string().ok()) {
+            domains.insert(h.to_ascii_lowercase());
+        }
+        for a in bound {
+            let ips: Vec<IpAddr> = if a.ip().is_unspecified() {
+                vec![
+                    "127.0.0.1".parse().expect("literal"),
+                    "::1".parse().expect("literal"),
+                ]
+            } else {
+                vec![a.ip()]
+            };
+            for ip in ips {
+                domains.insert(match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                });
+            }
+        }
+        LocalNames { domains }
+    }
+
+    /// Whether a host (as written in a URI) is one of ours.
+    pub fn is_local(&self, host: &str) -> bool {
+        self.domains.contains(&host.to_ascii_lowercase())
+    }
+}
+
+struct Server {
+    cfg: Config,
+    handle: Handle,
+    location: Arc<SqliteLocationService>,
+    users: Arc<UserStore>,
+    registrar: RegistrarConfig,
+    local: LocalNames,
+    secret: [u8; 32],
+    auth: HashMap<String, (DigestServer, AuthState)>,
+}
+
+pub async fn serve(cfg: Config) -> Result<()> {
+    let store_cfg = StoreConfig {
+        durability: if cfg.database.durability == "power-loss" {
+            Durability::PowerLoss
+        } else {
+            Durability::Process
+        },
+        ..StoreConfig::new(&cfg.database.path)
+    };
+    let location = Arc::new(
+        SqliteLocationService::open(&store_cfg, unix_now()).with_context(|| {
+            format!(
+                "cannot open the database {}; pass --database with a writable path",
+                cfg.database.path.display()
+            )
+        })?,
+    );
+    let users = Arc::new(UserStore::open(&store_cfg)?);
+    if !cfg.auth.enabled {
+        tracing::warn!("authentication is OFF (--no-auth): anyone can register any address and call through this server");
+    } else if users.list()?.is_empty() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "habla: authentication is on and there are no users yet; add one with\n  habla user add alice@{} --database {}",
+            cfg.domains.first().map(String::as_str).unwrap_or("localhost"),
+            cfg.database.path.display()
+        );
+    }
+
+    let mut listen = Vec::new();
+    for a in &cfg.listen {
+        listen.push(ListenPoint::new(Transport::Udp, *a));
+        listen.push(ListenPoint::new(Transport::Tcp, *a));
+    }
+    let mut tcfg = TransportConfig::udp_and_tcp(cfg.listen[0]);
+    tcfg.listen = listen;
+    tcfg.limits = Limits {
+        max_message_size: cfg.limits.max_message_size,
+        max_headers: cfg.limits.max_headers,
+        ..Limits::default()
+    };
+    tcfg.max_connections = cfg.limits.max_connections;
+    tcfg.agent = AGENT.into();
+    let mut xcfg = habla_transaction::Config::default();
+    xcfg.timers.t1 = Duration::from_millis(cfg.timers.t1_ms);
+    xcfg.timers.t2 = Duration::from_millis(cfg.timers.t2_ms);
+    xcfg.timers.t4 = Duration::from_millis(cfg.timers.t4_ms);
+    xcfg.max_transactions = cfg.limits.max_transactions;
+    let mut endpoint = match Endpoint::bind(tcfg.clone(), xcfg).await {
+        Ok(e) => e,
+        // IPv6 may be absent: retry with the IPv4 addresses only.
+        Err(e)
+            if cfg.listen.iter().any(|a| a.is_ipv6()) && cfg.listen.iter().any(|a| a.is_ipv4()) =>
+        {
+            tracing::warn!("not listening on IPv6: {e}");
+            tcfg.listen.retain(|p| p.addr.is_ipv4());
+            Endpoint::bind(tcfg, xcfg)
+                .await
+                .context("cannot listen; pass --listen with a free address")?
+        }
+        Err(e) => return Err(e).context("cannot listen; pass --listen with a free address"),
+    };
+    let bound: Vec<SocketAddr> = endpoint.listening_points().iter().map(|p| p.addr).collect();
+    for p in endpoint.listening_points() {
+        // Tests read these lines to learn the ports when they bind port 0.
+        // A closed stdout must not stop the server: ignore write errors.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "listening on {}:{}",
+            transport_name(p.transport),
+            p.addr
+        );
+        let _ = out.flush();
+    }
+    let mut server = Server {
+        handle: endpoint.handle(),
+        location: location.clone(),
+        users,
+        registrar: RegistrarConfig {
+            min_expires: cfg.registrar.min_expires,
+            max_expires: cfg.registrar.max_expires,
+            default_expires: cfg.registrar.default_expires,
+            max_bindings_per_aor: cfg.registrar.max_bindings_per_aor,
+        },
+        local: LocalNames::new(&cfg, &bound),
+        secret: random_bytes(),
+        auth: HashMap::new(),
+        cfg,
+    };
+    let mut term = terminate_signal();
+    loop {
+        let next_expiry = location
+            .next_expiry()
+            .map(|t| t.saturating_sub(unix_now()))
+            .unwrap_or(60)
+            .clamp(1, 60);
+        tokio::select! {
+            ev = endpoint.recv() => match ev {
+                Some(ev) => server.on_event(ev).await,
+                None => break,
+            },
+            _ = tokio::time::sleep(Duration::from_secs(next_expiry)) => {
+                let now = unix_now();
+                let n = location.expire(now);
+                if n > 0 {
+                    tracing::debug!("{n} bindings expired");
+                    location.purge(now);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    tracing::info!("stopping: finishing transactions");
+    // Let running transactions finish (bounded), then flush the database.
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.shutdown()).await;
+    location.close();
+    Ok(())
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+        Transport::Sctp => "sctp",
+        Transport::Ws => "ws",
+        Transport::Wss => "wss",
+        _ => "other",
+    }
+}
+
+struct Terminate(Option<tokio::signal::unix::Signal>);
+
+impl Terminate {
+    async fn recv(&mut self) {
+        match &mut self.0 {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+fn terminate_signal() -> Terminate {
+    Terminate(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
+}
+
+fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
+    let handle = handle.clone();
+    tokio::spawn(async move {
+        match Message::parse_lazy(bytes, &Limits::default()) {
+            Ok(m) => {
+                if let Err(e) = handle.send_response(key, m).await {
+                    tracing::debug!("response not sent: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("built an unparsable response: {e}"),
+        }
+    });
+}
+
+impl Server {
+    async fn on_event(&mut self, ev: Event<Flow>) {
+        match ev {
+            Event::Request {
+                key,
+                request,
+                source,
+                ..
+            } => self.on_request(key, request, source.addr),
+            other => tracing::trace!("event {other:?}"),
+        }
+    }
+
+    fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow) {
+        let Some(method) = req.method().cloned() else {
+            return;
+        };
+        tracing::info!(
+            "{} {} from {flow}",
+            method,
+            req.request_uri_str().unwrap_or("")
+        );
+        match method {
+            Method::Ack => {}
+            Method::Register => self.on_register(key, &req, &flow),
+            Method::Options if self.addressed_to_us(&req) => {
+                let bytes = req
+                    .response(200)
+                    .to_tag(&req, &random_token())
+                    .header("Allow", ALLOW)
+                    .header("Accept", "application/sdp, text/plain")
+                    .header("Supported", "path")
+                    .header("Server", AGENT)
+                    .to_bytes();
+                if let Ok(b) = bytes {
+                    reply(&self.handle, key, b);
+                }
+            }
+            Method::Cancel => self.simple(key, &req, 481, None),
+            _ => self.simple(
+                key,
+                &req,
+                501,
+                Some("this server does not route calls and messages yet"),
+            ),
+        }
+    }
+
+    /// An OPTIONS (or any request) whose Request-URI names this server
+    /// itself rather than a user (RFC 3261 §11).
+    fn addressed_to_us(&self, req: &Message) -> bool {
+        match req.request_uri() {
+            Ok(Uri::Sip(u)) => u.user().is_none() && self.local.is_local(u.host().as_str()),
+            _ => false,
+        }
+    }
+
+    fn simple(&self, key: TransactionKey, req: &Message, code: u16, warning: Option<&str>) {
+        let mut b = req.response(code).to_tag(req, &random_token());
+        if let Some(w) = warning {
+            b = b.header("Warning", &format!("399 habla \"{w}\""));
+        }
+        if let Ok(bytes) = b.header("Server", AGENT).to_bytes() {
+            reply(&self.handle, key, bytes);
+        }
+    }
+
+    fn auth_for(&mut self, realm: &str) -> &mut (DigestServer, AuthState) {
+        let secret = self.secret;
+        let cfg = &self.cfg.auth;
+        self.auth.entry(realm.to_string()).or_insert_with(|| {
+            let mut a = AuthConfig::new(realm);
+            a.nonce_lifetime = cfg.nonce_lifetime;
+            a.challenge_methods = cfg.challenge.clone();
+            a.algorithms = cfg
+                .algorithms
+                .iter()
+                .filter_map(|x| habla_auth::Algorithm::parse(x))
+                .collect();
+            if let Ok(t) = habla_auth::TrustedNetworks::parse(&cfg.trusted_networks) {
+                a.trusted_networks = t;
+            }
+            a.throttle = ThrottlePolicy {
+                max_failures: cfg.max_failures,
+                window: cfg.failure_window,
+                block_for: cfg.block_for,
+            };
+            let server = DigestServer::new(a, &secret).expect("a 32-byte secret is accepted");
+            let state = server.new_state();
+            (server, state)
+        })
+    }
+
+    fn on_register(&mut self, key: TransactionKey, req: &Message, flow: &Flow) {
+        let now = unix_now();
+        // RFC 3261 §10.3 step 1: the Request-URI names our domain.
+        let ruri_host = match req.request_uri() {
+            Ok(Uri::Sip(u)) => u.host().as_str().to_string(),
+            _ => return self.simple(key, req, 416, Some("REGISTER needs a SIP Request-URI")),
+        };
+        if !self.local.is_local(&ruri_host) {
+            return self.simple(key, req, 403, Some("not a domain of this registrar"));
+        }
+        let aor = match req.to().ok().and_then(|t| address_of_record(t.uri())) {
+            Some(a) => a,
+            None => {
+                return self.simple(
+                    key,
+                    req,
+                    400,
+                    Some("To must hold a SIP or SIPS address-of-record"),
+                )
+            }
+        };
+        let domain = aor
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        if !self.local.is_local(&domain) {
+            return self.simple(
+                key,
+                req,
+                403,
+                Some("the address-of-record is not in a domain of this server"),
+            );
+        }
+        // Steps 3-4: authentication, and the user may only register its own AOR.
+        if self.cfg.auth.enabled {
+            let users = self.users.clone();
+            let (server, state) = self.auth_for(&domain);
+            let d = server.authenticate(state, req, flow.remote.ip(), now, |username| {
+                let u = users.get(username, &domain).ok()??;
+                Ha1::from_hex(&u.ha1_md5, &u.ha1_sha256)
+            });
+            if !matches!(
+                d,
+                AuthDecision::Authenticated { .. }
+                    | AuthDecision::Trusted
+                    | AuthDecision::NotRequired
+            ) {
+                if let AuthDecision::Forbidden(f) = &d {
+                    tracing::info!("REGISTER {aor} from {flow} refused: {f:?}");
+                }
+                let builder = server.respond(req, &d, now, &random_bytes());
+                if let Some(b) = builder {
+                    if let Ok(bytes) = b
+                        .to_tag(req, &random_token())
+                        .header("Server", AGENT)
+                        .to_bytes()
+                    {
+                        reply(&self.handle, key, bytes);
+                    }
+                }
+                return;
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let source = flow.to_string();
+        let cfg = self.registrar.clone();
+        let decision = self.location.register(
+            &aor,
+            now,
+            &mut |current| {
+                process_register_from(&cfg, now, req, current, Some(&source)).unwrap_or_else(|e| {
+                    RegisterDecision::Reject(habla_registrar::Rejection {
+                        code: 500,
+                        reason: e.to_string(),
+                        headers: Vec::new(),
+                    })
+                })
+            },
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let handle = self.handle.clone();
+        let req = req.clone();
+        tokio::spawn(async move {
+            // Nothing is acknowledged before it is durable.
+            let committed = rx
+                .await
+                .unwrap_or(Err(habla_registrar::LocationError::Storage(
+                    "the store dropped the change".into(),
+                )));
+            let bytes = match committed {
+                Ok(()) => {
+                    habla_registrar::response(&req, &decision, &random_token(), &http_date(now))
+                }
+                Err(e) => {
+                    tracing::error!("REGISTER {aor} not stored: {e}");
+                    match req
+                        .response(500)
+                        .to_tag(&req, &random_token())
+                        .header("Retry-After", "5")
+                        .to_bytes()
+                    {
+                        Ok(b) => b,
+                        Err(_) => return,
+                    }
+                }
+            };
+            if let RegisterDecision::Update { contacts, .. } = &decision {
+                tracing::info!("registered {aor}: {} contact(s)", contacts.len());
+            }
+            reply(&handle, key, bytes);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc1123() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+}

@@ -72,7 +72,7 @@ struct Field {
     owned: Option<SipStr>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Cache {
     request_uri: OnceLock<Result<Uri, Error>>,
     vias: OnceLock<Result<Vec<Via>, Error>>,
@@ -105,7 +105,6 @@ fn cached<T>(
 /// and cached. Edits (pushing a Via, removing a Route...) are recorded per
 /// header line, and [`Message::to_bytes`] writes untouched lines exactly as
 /// received.
-#[derive(Clone)]
 pub struct Message {
     raw: Bytes,
     head: SipStr,
@@ -147,6 +146,30 @@ fn core_slot(name: HeaderName) -> Option<usize> {
         HeaderName::ContentType => 10,
         _ => return None,
     })
+}
+
+impl Clone for Message {
+    /// Clones the message and its edits but not the cache of parsed
+    /// headers, which the copy rebuilds on access: a clone costs a few
+    /// reference counts and the line table, not a deep copy of every parsed
+    /// value.
+    fn clone(&self) -> Message {
+        Message {
+            raw: self.raw.clone(),
+            head: self.head.clone(),
+            start: self.start.clone(),
+            start_line: self.start_line,
+            start_error: self.start_error.clone(),
+            version: self.version,
+            fields: self.fields.clone(),
+            body: self.body.clone(),
+            body_error: self.body_error.clone(),
+            edited: self.edited,
+            start_override: self.start_override.clone(),
+            cache: Cache::default(),
+            index: self.index,
+        }
+    }
 }
 
 /// A header line as seen by [`Message::headers`].

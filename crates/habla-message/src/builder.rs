@@ -267,7 +267,8 @@ impl ResponseBuilder {
             HeaderName::CSeq,
         ] {
             for v in request.typed_values(name) {
-                lines.line(name.as_str(), &v);
+                // Folded values are copied unfolded (same value, one line).
+                lines.line(name.as_str(), &crate::scan::unfold(&v));
                 if name == HeaderName::To {
                     to_end = Some(lines.buf.len() - 2);
                 }
@@ -429,6 +430,18 @@ mod tests {
         assert_eq!(c.get("algorithm").unwrap(), "SHA-256");
         assert_eq!(c.get("username").unwrap(), "a");
         assert_eq!(m.auth_headers(HeaderName::Via).count(), 0);
+    }
+
+    #[test]
+    fn responses_to_folded_requests_unfold_the_copied_values() {
+        let raw = b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1,\r\n SIP/2.0/UDP g;branch=z9hG4bK2\r\n\
+From: <sip:a@b>\r\n ;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1\r\n\tOPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let req = Message::parse(Bytes::from_static(raw)).unwrap();
+        let resp = req.response(200).to_tag(&req, "t").build().unwrap();
+        resp.validate().unwrap();
+        assert_eq!(resp.vias().unwrap().len(), 2);
+        assert_eq!(resp.from().unwrap().tag(), Some("1"));
+        assert_eq!(resp.cseq().unwrap().seq, 1);
     }
 
     #[test]

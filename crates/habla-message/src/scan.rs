@@ -272,6 +272,19 @@ pub(crate) fn find_byte(hay: &[u8], b: u8) -> Option<usize> {
     }
 }
 
+/// A header value with its line folds (CRLF followed by white space, RFC
+/// 3261 §7.3.1) turned into plain white space, for writing it on one line.
+pub(crate) fn unfold(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|c| c == b'\r' || c == b'\n') {
+        s.chars()
+            .filter(|&c| c != '\r' && c != '\n')
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// Removes the quotes and resolves quoted-pairs of a quoted-string; a string
 /// without quotes is returned as it is. Allocates only when there is an
 /// escape.

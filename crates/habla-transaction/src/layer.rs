@@ -455,6 +455,15 @@ impl<A: Clone> TransactionLayer<A> {
                     // remembered for INVITE retransmissions.
                     tx.slots.disarm(sched, Timer::Trying100);
                     *last = Some(bytes.clone());
+                    // A provisional response shows the TU is alive: restart
+                    // its guard, as a proxy restarts Timer C (§16.8), so that
+                    // a long-ringing call is not cut off.
+                    if code > 100 {
+                        if let Some(c) = t.timer_c {
+                            tx.slots.disarm(sched, Timer::TuGuard);
+                            tx.slots.arm_in(sched, Timer::TuGuard, now, c);
+                        }
+                    }
                 }
                 (ServerInviteState::Proceeding, 200..=299) => {
                     // RFC 6026 §8.5: 2xx from TU: send, go to Accepted,

@@ -1319,3 +1319,59 @@ fn branches_come_from_the_callers_randomness() {
     assert!(a.starts_with("z9hG4bK") && a.len() == 7 + 32);
     assert_ne!(a, b);
 }
+
+#[test]
+fn a_provisional_response_restarts_the_tu_guard_of_a_ringing_invite() {
+    use habla_message::{Message, Method, RequestBuilder, Uri};
+    use habla_transaction::{Config, Event, Output, Target, TransactionLayer, Transport};
+    use std::time::{Duration, Instant};
+    let invite = RequestBuilder::new(Method::Invite, &Uri::parse("sip:bob@example.org").unwrap())
+        .via("UDP", "192.0.2.1:5060", "z9hG4bKring1", false)
+        .max_forwards(70)
+        .from("<sip:alice@example.org>;tag=1")
+        .to("<sip:bob@example.org>")
+        .call_id("ringing-long")
+        .cseq(1)
+        .build()
+        .unwrap();
+    let mut uas: TransactionLayer<&str> = TransactionLayer::new(Config::default());
+    let t0 = Instant::now();
+    uas.handle_message(t0, invite, Target::new(Transport::Udp, "alice"))
+        .unwrap();
+    let mut key = None;
+    while let Some(o) = uas.poll_output() {
+        if let Output::Event(Event::Request { key: k, .. }) = o {
+            key = Some(k);
+        }
+    }
+    let key = key.expect("the INVITE reaches the TU");
+    let guard = Config::default()
+        .timers
+        .timer_c
+        .expect("a default TU guard");
+    let timed_out = |uas: &mut TransactionLayer<&str>, at: Instant| {
+        uas.handle_timeout(at);
+        let mut out = false;
+        while let Some(o) = uas.poll_output() {
+            out |= matches!(o, Output::Event(Event::Timeout { .. }));
+        }
+        out
+    };
+    let request = uas.request(key).unwrap().clone();
+    // Ringing sent shortly before the guard would fire...
+    let ring_at = t0 + guard - Duration::from_secs(10);
+    assert!(!timed_out(&mut uas, ring_at));
+    let ringing: Message = request
+        .response(180)
+        .to_tag(&request, "b1")
+        .build()
+        .unwrap();
+    uas.send_response(ring_at, key, ringing).unwrap();
+    // ...so the original deadline passes quietly,
+    assert!(!timed_out(&mut uas, t0 + guard + Duration::from_secs(1)));
+    // and the guard fires one full period after the last provisional.
+    assert!(timed_out(
+        &mut uas,
+        ring_at + guard + Duration::from_secs(1)
+    ));
+}

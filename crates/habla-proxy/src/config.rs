@@ -127,15 +127,21 @@ impl LocalIdentity {
     }
 
     /// Whether the URI's host is one this proxy is responsible for (RFC 3261
-    /// §16.5): a served domain, an alias or one of its addresses, whatever
-    /// the port.
+    /// §16.5): a served domain or an alias whatever the port, or one of its
+    /// addresses without a port or with one it listens on.
     pub fn is_local_domain(&self, uri: &Uri) -> bool {
         let Some(sip) = uri.as_sip() else {
             return false;
         };
         let host = sip.host();
         if let Some(ip) = host.ip() {
-            return self.interfaces.iter().any(|i| same_ip(i.addr.ip(), ip));
+            // An address of ours is a domain of ours when written without a
+            // port (an AOR like sip:bob@192.0.2.10) or with one we listen
+            // on; with another port it names some other element on this
+            // host (a UA's contact), which is not looked up.
+            return self.interfaces.iter().any(|i| {
+                same_ip(i.addr.ip(), ip) && sip.port().is_none_or(|p| p == i.addr.port())
+            });
         }
         let name = host.as_str().trim_end_matches('.');
         self.aliases.iter().chain(self.domains.iter()).any(|d| {
@@ -280,5 +286,17 @@ mod tests {
         assert!(local("sip:bob@EXAMPLE.ORG:5999"));
         assert!(local("sip:bob@192.0.2.10"));
         assert!(!local("sip:bob@example.net"));
+    }
+
+    #[test]
+    fn our_address_with_a_foreign_port_is_not_our_domain() {
+        // A UA on the proxy's host (its contact in an in-dialog
+        // Request-URI) must be reached, not looked up.
+        let id = id();
+        let local = |s: &str| id.is_local_domain(&Uri::parse(s).unwrap());
+        assert!(local("sip:bob@192.0.2.10:5060"));
+        assert!(!local("sip:callee@192.0.2.10:40000"));
+        assert!(local("sip:bob@[2001:db8::10]:5070"));
+        assert!(!local("sip:bob@[2001:db8::10]:5071"));
     }
 }

@@ -6,15 +6,22 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use habla_auth::{AuthConfig, AuthDecision, AuthState, DigestServer, Ha1, ThrottlePolicy};
 use habla_message::{Limits, Message, Method, Uri};
+use habla_proxy::{
+    Action, Interface, LocalIdentity, LocationContact, LocationLookup, Lookup, NextHop, Proxy,
+    ProxyConfig,
+};
 use habla_registrar::{
     address_of_record, process_register_from, LocationService, RegisterDecision, RegistrarConfig,
 };
 use habla_store::{Durability, SqliteLocationService, StoreConfig, UserStore};
-use habla_tokio::{Endpoint, Event, Flow, Handle, ListenPoint, TransactionKey, TransportConfig};
+use habla_tokio::{
+    Destination, Endpoint, Event, Flow, Handle, ListenPoint, TransactionKey, TransportConfig,
+};
 use habla_transaction::Transport;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const AGENT: &str = concat!("habla/", env!("CARGO_PKG_VERSION"));
@@ -116,6 +123,90 @@ impl LocalNames {
     }
 }
 
+/// The proxy's view of the location service: bindings of local AORs, and
+/// whether an address-of-record exists at all (404 vs 480).
+struct Location {
+    store: Arc<SqliteLocationService>,
+    users: Arc<UserStore>,
+    auth_enabled: bool,
+}
+
+impl LocationLookup for Location {
+    fn lookup(&mut self, uri: &Uri) -> Lookup {
+        let Some(aor) = address_of_record(uri) else {
+            return Lookup::Unknown;
+        };
+        let bindings = self.store.lookup(&aor, unix_now());
+        if bindings.is_empty() {
+            let (user, domain) = aor
+                .trim_start_matches("sips:")
+                .trim_start_matches("sip:")
+                .rsplit_once('@')
+                .unwrap_or(("", ""));
+            let known = !self.auth_enabled || self.users.get(user, domain).ok().flatten().is_some();
+            return if known {
+                Lookup::NotRegistered
+            } else {
+                Lookup::Unknown
+            };
+        }
+        Lookup::Contacts(
+            bindings
+                .into_iter()
+                .filter_map(|b| {
+                    Some(LocationContact {
+                        uri: Uri::parse(&b.contact).ok()?,
+                        q: b.q,
+                        path: b
+                            .path
+                            .iter()
+                            .filter_map(|p| {
+                                Uri::parse(p.trim().trim_start_matches('<').trim_end_matches('>'))
+                                    .ok()
+                            })
+                            .collect(),
+                        flow: reachable_over_flow(&b.contact, b.source.as_deref()),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Whether a contact should be reached over the flow it registered on
+/// rather than at its own address: over a connection (TCP/TLS: the UA may
+/// not accept new connections), with RFC 5626 `ob`, or behind NAT (the
+/// contact names a private address other than the one the REGISTER came
+/// from). Returns the flow token then.
+fn reachable_over_flow(contact: &str, source: Option<&str>) -> Option<String> {
+    let source = source?;
+    if source.starts_with("tcp:") || source.starts_with("tls:") {
+        return Some(source.to_string());
+    }
+    let uri = Uri::parse(contact).ok()?;
+    let sip = uri.as_sip()?;
+    if sip.params().contains("ob") {
+        return Some(source.to_string());
+    }
+    let remote: SocketAddr = source.rsplit_once("->")?.1.parse().ok()?;
+    let behind_nat = match sip.host().ip() {
+        Some(IpAddr::V4(v4)) => {
+            (v4.is_private() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                && IpAddr::V4(v4) != remote.ip()
+        }
+        Some(IpAddr::V6(v6)) => {
+            (v6.segments()[0] & 0xfe00) == 0xfc00 && IpAddr::V6(v6) != remote.ip()
+        }
+        None => false,
+    };
+    behind_nat.then(|| source.to_string())
+}
+
+/// Most registered flows remembered (to reach a contact over the
+/// connection it registered on); beyond, the oldest are forgotten and the
+/// contact address is used.
+const MAX_FLOWS: usize = 100_000;
+
 struct Server {
     cfg: Config,
     handle: Handle,
@@ -125,6 +216,8 @@ struct Server {
     local: LocalNames,
     secret: [u8; 32],
     auth: HashMap<String, (DigestServer, AuthState)>,
+    proxy: Proxy<Location>,
+    flows: HashMap<String, Flow>,
 }
 
 pub async fn serve(cfg: Config) -> Result<()> {
@@ -204,7 +297,33 @@ pub async fn serve(cfg: Config) -> Result<()> {
         );
         let _ = out.flush();
     }
+    let local = LocalNames::new(&cfg, &bound);
+    let proxy_cfg = ProxyConfig {
+        identity: LocalIdentity {
+            interfaces: endpoint
+                .listening_points()
+                .iter()
+                .map(|p| Interface::new(p.transport, p.addr))
+                .collect(),
+            aliases: cfg.aliases.clone(),
+            domains: local.domains.iter().cloned().collect(),
+        },
+        server: Some(AGENT.into()),
+        allow: ALLOW.into(),
+        ..ProxyConfig::default()
+    };
+    let proxy = Proxy::new(
+        proxy_cfg,
+        Location {
+            store: location.clone(),
+            users: users.clone(),
+            auth_enabled: cfg.auth.enabled,
+        },
+        u64::from_le_bytes(random_bytes()),
+    );
     let mut server = Server {
+        proxy,
+        flows: HashMap::new(),
         handle: endpoint.handle(),
         location: location.clone(),
         users,
@@ -214,7 +333,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
             default_expires: cfg.registrar.default_expires,
             max_bindings_per_aor: cfg.registrar.max_bindings_per_aor,
         },
-        local: LocalNames::new(&cfg, &bound),
+        local,
         secret: random_bytes(),
         auth: HashMap::new(),
         cfg,
@@ -226,7 +345,17 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .map(|t| t.saturating_sub(unix_now()))
             .unwrap_or(60)
             .clamp(1, 60);
+        let proxy_deadline = server.proxy.poll_timeout();
         tokio::select! {
+            _ = async {
+                match proxy_deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                server.proxy.handle_timeout(Instant::now());
+                server.drain().await;
+            }
             ev = endpoint.recv() => match ev {
                 Some(ev) => server.on_event(ev).await,
                 None => break,
@@ -259,6 +388,21 @@ fn transport_name(t: Transport) -> &'static str {
         Transport::Ws => "ws",
         Transport::Wss => "wss",
         _ => "other",
+    }
+}
+
+fn interface_of(flow: &Flow) -> Interface {
+    Interface::new(flow.transport, flow.local)
+}
+
+fn transport_of(token: &str) -> Transport {
+    match token.to_ascii_uppercase().as_str() {
+        "TCP" => Transport::Tcp,
+        "TLS" => Transport::Tls,
+        "SCTP" => Transport::Sctp,
+        "WS" => Transport::Ws,
+        "WSS" => Transport::Wss,
+        _ => Transport::Udp,
     }
 }
 
@@ -295,18 +439,48 @@ fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
 
 impl Server {
     async fn on_event(&mut self, ev: Event<Flow>) {
+        let now = Instant::now();
         match ev {
             Event::Request {
                 key,
                 request,
                 source,
                 ..
-            } => self.on_request(key, request, source.addr),
+            } => self.on_request(key, request, source.addr).await,
+            Event::Ack {
+                key: None,
+                request,
+                source,
+            } => {
+                let inbound = interface_of(&source.addr);
+                if let Err(e) = self.proxy.handle_ack(now, request, inbound) {
+                    tracing::debug!("ACK not forwarded: {e}");
+                }
+                self.drain().await;
+            }
+            Event::Response { key, response, .. } => {
+                if let Err(e) = self.proxy.handle_response(now, key, response) {
+                    tracing::debug!("response not for the proxy: {e}");
+                }
+                self.drain().await;
+            }
+            Event::Timeout { key, .. } => {
+                self.proxy.handle_client_timeout(now, key);
+                self.drain().await;
+            }
+            Event::TransportError { key, .. } => {
+                self.proxy.handle_transport_error(now, key);
+                self.drain().await;
+            }
+            Event::StrayResponse { response, .. } => {
+                self.proxy.handle_stray_response(now, response);
+                self.drain().await;
+            }
             other => tracing::trace!("event {other:?}"),
         }
     }
 
-    fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow) {
+    async fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow) {
         let Some(method) = req.method().cloned() else {
             return;
         };
@@ -317,37 +491,156 @@ impl Server {
         );
         match method {
             Method::Ack => {}
-            Method::Register => self.on_register(key, &req, &flow),
-            Method::Options if self.addressed_to_us(&req) => {
-                let bytes = req
-                    .response(200)
-                    .to_tag(&req, &random_token())
-                    .header("Allow", ALLOW)
-                    .header("Accept", "application/sdp, text/plain")
-                    .header("Supported", "path")
-                    .header("Server", AGENT)
-                    .to_bytes();
-                if let Ok(b) = bytes {
-                    reply(&self.handle, key, b);
+            Method::Register if !self.forward_register(&req) => self.on_register(key, &req, &flow),
+            _ => {
+                if !self.authorized(key, &req, &flow) {
+                    return;
                 }
+                let inbound = interface_of(&flow);
+                if let Err(e) = self.proxy.handle_request(Instant::now(), key, req, inbound) {
+                    tracing::debug!("proxy refused: {e}");
+                }
+                self.drain().await;
             }
-            Method::Cancel => self.simple(key, &req, 481, None),
-            _ => self.simple(
-                key,
-                &req,
-                501,
-                Some("this server does not route calls and messages yet"),
-            ),
         }
     }
 
-    /// An OPTIONS (or any request) whose Request-URI names this server
-    /// itself rather than a user (RFC 3261 §11).
-    fn addressed_to_us(&self, req: &Message) -> bool {
+    /// A REGISTER for a domain that is not ours is proxied (RFC 3261 §10.3
+    /// step 1).
+    fn forward_register(&self, req: &Message) -> bool {
         match req.request_uri() {
-            Ok(Uri::Sip(u)) => u.user().is_none() && self.local.is_local(u.host().as_str()),
+            Ok(Uri::Sip(u)) => !self.local.is_local(u.host().as_str()),
             _ => false,
         }
+    }
+
+    /// Authenticates requests from this server's own users (407 with a
+    /// challenge, RFC 3261 §22.3); requests from other domains are not
+    /// challenged (nobody here knows their passwords).
+    fn authorized(&mut self, key: TransactionKey, req: &Message, flow: &Flow) -> bool {
+        if !self.cfg.auth.enabled || matches!(req.method(), Some(Method::Cancel | Method::Ack)) {
+            return true;
+        }
+        let from_domain = match req.from().ok().map(|f| f.uri().clone()) {
+            Some(Uri::Sip(u)) => u.host().as_str().to_ascii_lowercase(),
+            _ => return true,
+        };
+        if !self.local.is_local(&from_domain) {
+            return true;
+        }
+        // In-dialog requests (To tag) follow a call already authorised.
+        if req.to().is_ok_and(|t| t.tag().is_some()) {
+            return true;
+        }
+        let now = unix_now();
+        let users = self.users.clone();
+        let (server, state) = self.auth_for(&from_domain);
+        let d = server.authenticate(state, req, flow.remote.ip(), now, |username| {
+            let u = users.get(username, &from_domain).ok()??;
+            Ha1::from_hex(&u.ha1_md5, &u.ha1_sha256)
+        });
+        if matches!(
+            d,
+            AuthDecision::Authenticated { .. } | AuthDecision::Trusted | AuthDecision::NotRequired
+        ) {
+            return true;
+        }
+        if let Some(b) = server.respond(req, &d, now, &random_bytes()) {
+            if let Ok(bytes) = b
+                .to_tag(req, &random_token())
+                .header("Server", AGENT)
+                .to_bytes()
+            {
+                reply(&self.handle, key, bytes);
+            }
+        }
+        false
+    }
+
+    /// Carries out what the proxy decided.
+    async fn drain(&mut self) {
+        while let Some(action) = self.proxy.poll_action() {
+            match action {
+                Action::SendResponse {
+                    server_key,
+                    response,
+                } => {
+                    if let Err(e) = self.handle.send_response(server_key, response).await {
+                        tracing::debug!("response dropped: {e}");
+                    }
+                }
+                Action::Forward {
+                    branch,
+                    request,
+                    next_hop,
+                } => {
+                    let sent = match self.destination(&next_hop).await {
+                        Some(dest) => self.handle.send_request(request, dest).await.ok(),
+                        None => None,
+                    };
+                    let r = match sent {
+                        Some(k) => self.proxy.handle_forwarded(branch, k),
+                        None => {
+                            tracing::info!("cannot reach {}", next_hop.uri);
+                            self.proxy.handle_forward_failed(Instant::now(), branch)
+                        }
+                    };
+                    if let Err(e) = r {
+                        tracing::debug!("branch: {e}");
+                    }
+                }
+                Action::Cancel {
+                    request, next_hop, ..
+                } => {
+                    if let Some(dest) = self.destination(&next_hop).await {
+                        let _ = self.handle.send_request(request, dest).await;
+                    }
+                }
+                Action::ForwardStateless { request, next_hop } => {
+                    if let Some(dest) = self.destination(&next_hop).await {
+                        let _ = self.handle.send_stateless(request, dest).await;
+                    }
+                }
+                Action::ForwardResponseStateless { response } => {
+                    let Ok(via) = response.top_via() else {
+                        continue;
+                    };
+                    let transport = transport_of(via.transport());
+                    let fallback = SocketAddr::from(([127, 0, 0, 1], 5060));
+                    let addr = habla_tokio::via::response_destination(via, fallback);
+                    let _ = self
+                        .handle
+                        .send_stateless(response, Destination::Address(transport, addr))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Where a next hop is: the registered flow, an IP literal, or the
+    /// host's A/AAAA records (RFC 3263 SRV/NAPTR lookups are not done yet).
+    async fn destination(&self, hop: &NextHop) -> Option<Destination> {
+        if let Some(f) = hop.flow.as_ref().and_then(|f| self.flows.get(f)) {
+            return Some(Destination::Flow(*f));
+        }
+        let port = hop.port.unwrap_or(if hop.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        });
+        let host = hop.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(Destination::Address(
+                hop.transport,
+                SocketAddr::new(ip, port),
+            ));
+        }
+        let addrs = tokio::net::lookup_host((host, port)).await.ok()?;
+        addrs
+            .into_iter()
+            .next()
+            .map(|a| Destination::Address(hop.transport, a))
     }
 
     fn simple(&self, key: TransactionKey, req: &Message, code: u16, warning: Option<&str>) {
@@ -451,6 +744,10 @@ impl Server {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let source = flow.to_string();
+        if self.flows.len() >= MAX_FLOWS {
+            self.flows.clear();
+        }
+        self.flows.insert(source.clone(), *flow);
         let cfg = self.registrar.clone();
         let decision = self.location.register(
             &aor,
@@ -505,6 +802,31 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flows_are_used_for_connections_outbound_and_nat_only() {
+        let udp = Some("udp:192.0.2.1:5060->127.0.0.1:40000");
+        assert_eq!(reachable_over_flow("sip:bob@127.0.0.1:6000", udp), None);
+        assert!(reachable_over_flow("sip:bob@127.0.0.1:6000;ob", udp).is_some());
+        assert!(reachable_over_flow(
+            "sip:bob@192.168.1.20:5060",
+            Some("udp:192.0.2.1:5060->203.0.113.7:40000")
+        )
+        .is_some());
+        assert_eq!(
+            reachable_over_flow(
+                "sip:bob@192.168.1.20:5060",
+                Some("udp:192.0.2.1:5060->192.168.1.20:5060")
+            ),
+            None
+        );
+        assert!(reachable_over_flow(
+            "sip:bob@127.0.0.1:6000",
+            Some("tcp:192.0.2.1:5060->127.0.0.1:40000")
+        )
+        .is_some());
+        assert_eq!(reachable_over_flow("sip:bob@127.0.0.1:6000", None), None);
+    }
 
     #[test]
     fn dates_are_rfc1123() {

@@ -101,7 +101,10 @@ impl StreamFramer {
         }
         let search_len = self.buf.len().min(self.limits.max_header_size + 4);
         let Some(end) = memchr::memmem::find(&self.buf[..search_len], b"\r\n\r\n") else {
-            if self.buf.len() > self.limits.max_header_size {
+            // Fail only once the whole window has arrived: a terminator
+            // split across reads just past the limit must still be found
+            // (the same answer whatever the chunking).
+            if self.buf.len() >= self.limits.max_header_size + 4 {
                 return Err(self.fail(Error::Limit {
                     what: LimitKind::HeaderSize,
                     limit: self.limits.max_header_size,
@@ -209,6 +212,25 @@ mod tests {
         f.push(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: -999\r\n\r\n")
             .unwrap();
         assert!(f.next_frame().is_err());
+    }
+
+    #[test]
+    fn a_terminator_split_just_past_the_header_limit_is_found() {
+        // Regression (fuzz/regressions/framing): the end of the header
+        // section straddles the limit; a read that stops inside it must
+        // not fail the stream.
+        let limits = Limits {
+            max_header_size: 40,
+            ..Limits::default()
+        };
+        let mut head = b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\nX: ".to_vec();
+        head.resize(38, b'a');
+        head.extend_from_slice(b"\r\n\r\n");
+        let mut f = StreamFramer::new(limits);
+        f.push(&head[..41]).unwrap();
+        assert_eq!(f.next_frame(), Ok(None));
+        f.push(&head[41..]).unwrap();
+        assert!(matches!(f.next_frame(), Ok(Some(Frame::Message(_)))));
     }
 
     #[test]

@@ -165,6 +165,18 @@ fn register_with_auth(
     cseq: u32,
     contact: Option<&str>,
 ) -> Message {
+    register_with_auth_header(c, user, login, password, cseq, contact).0
+}
+
+/// Like [`register_with_auth`], also returning the Authorization value sent.
+fn register_with_auth_header(
+    c: &Client,
+    user: &str,
+    login: &str,
+    password: &str,
+    cseq: u32,
+    contact: Option<&str>,
+) -> (Message, String) {
     let first = c
         .send(&register(c, user, cseq, contact, None))
         .expect("an answer");
@@ -188,8 +200,10 @@ fn register_with_auth(
         },
     )
     .unwrap();
-    c.send(&register(c, user, cseq + 1, contact, Some(auth)))
-        .expect("an answer")
+    let resp = c
+        .send(&register(c, user, cseq + 1, contact, Some(auth.clone())))
+        .expect("an answer");
+    (resp, auth)
 }
 
 #[test]
@@ -261,6 +275,18 @@ fn registration_needs_the_right_password_and_only_for_ones_own_address() {
     // Bob's credentials for Alice's address: forbidden.
     let other = register_with_auth(&c, "alice", "bob", "builder", 20, Some(&contact));
     assert_eq!(other.status(), Some(403));
+    // A replayed Authorization (same nonce, same nonce count) is refused.
+    let (ok, auth) =
+        register_with_auth_header(&c, "alice", "alice", "wonderland", 40, Some(&contact));
+    assert_eq!(ok.status(), Some(200));
+    let replay = c
+        .send(&register(&c, "alice", 50, Some(&contact), Some(auth)))
+        .expect("an answer");
+    assert_eq!(
+        replay.status(),
+        Some(401),
+        "a replayed nonce count must not register"
+    );
     // Unknown user: same answer as a wrong password.
     let unknown = register_with_auth(&c, "carol", "carol", "x", 30, Some(&contact));
     assert_eq!(unknown.status(), Some(401));
@@ -341,6 +367,38 @@ fn sipsak_registers_with_digest_authentication() {
     );
     let bad = run("wrong");
     assert!(!bad.status.success(), "a wrong password must not register");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = temp_dir("sigterm");
+    let mut s = start(&dir.join("habla.db"), &["--no-auth"]);
+    let c = Client::new(&s);
+    let contact = format!("<sip:gina@127.0.0.1:{}>;expires=600", c.port());
+    assert_eq!(
+        c.send(&register(&c, "gina", 1, Some(&contact), None))
+            .unwrap()
+            .status(),
+        Some(200)
+    );
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "habla did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
 }
 
 #[test]

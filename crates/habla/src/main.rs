@@ -2,6 +2,7 @@
 
 mod config;
 mod serve;
+mod ua;
 mod users;
 
 use anyhow::Result;
@@ -54,6 +55,16 @@ enum Command {
         #[arg(long, value_name = "FILE", global = true)]
         config: Option<PathBuf>,
     },
+    /// Register an address and keep the registration fresh until Ctrl-C.
+    Register(ua::RegisterArgs),
+    /// Place a call: play, record, send DTMF, hang up after a duration.
+    Call(ua::CallArgs),
+    /// Register and answer calls (or reject them) until Ctrl-C.
+    Answer(ua::AnswerArgs),
+    /// Send a text MESSAGE.
+    Message(ua::MessageArgs),
+    /// Ask a server or UA for its capabilities (OPTIONS).
+    Options(ua::OptionsArgs),
     /// Check a configuration file.
     Config {
         #[command(subcommand)]
@@ -95,9 +106,29 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config> {
     }
 }
 
+/// Runs a user agent command on a small runtime and exits with its code.
+fn run_ua<F>(verbose: u8, format: Option<String>, f: F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<ua::Exit>>,
+{
+    init_logging(verbose, format.as_deref().unwrap_or("text"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = rt.block_on(f)?;
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code as i32);
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Register(a) => run_ua(cli.verbose, cli.log_format, ua::register(a)),
+        Command::Call(a) => run_ua(cli.verbose, cli.log_format, ua::call(a)),
+        Command::Answer(a) => run_ua(cli.verbose, cli.log_format, ua::answer(a)),
+        Command::Message(a) => run_ua(cli.verbose, cli.log_format, ua::message(a)),
+        Command::Options(a) => run_ua(cli.verbose, cli.log_format, ua::options(a)),
         Command::Serve {
             config,
             listen,

@@ -11,7 +11,9 @@ use crate::replay::{NonceCountCheck, NonceCounts};
 use crate::throttle::{Throttle, ThrottlePolicy};
 use habla_message::{AuthParams, HeaderName, Message, Method, ResponseBuilder, Uri};
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
@@ -297,14 +299,51 @@ impl Challenge {
 }
 
 /// The mutable half of the engine: the nonce-count table and the throttle.
-/// Sans-IO and `Send`; a multi-threaded driver keeps one per shard (or
-/// behind a lock per shard).
-#[derive(Debug, Clone)]
+///
+/// Shared by every thread that verifies requests (`Send + Sync`): each
+/// table is split into independently locked stripes — nonces by their
+/// signature, sources by a hash of the address — so that replay detection
+/// and throttling see every request whichever worker handles it, without
+/// one lock for all of them.
+#[derive(Debug)]
 pub struct AuthState {
-    /// Highest nonce-count per nonce.
-    pub nonce_counts: NonceCounts,
-    /// Failures per source.
-    pub throttle: Throttle<IpAddr>,
+    nonce_counts: Box<[Mutex<NonceCounts>]>,
+    throttle: Box<[Mutex<Throttle<IpAddr>>]>,
+}
+
+/// Stripes of a table of `capacity` entries: one for small tables (their
+/// bounds stay exact), up to 16 for large ones.
+fn stripes(capacity: usize) -> usize {
+    (capacity / 1024).clamp(1, 16)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned stripe only means a panic elsewhere while it was held; its
+    // table is still consistent (every operation completes or does nothing).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AuthState {
+    fn nonces(&self, tag: &[u8; 16]) -> MutexGuard<'_, NonceCounts> {
+        // The tag is an HMAC: its first octet is uniformly distributed.
+        lock(&self.nonce_counts[usize::from(tag[0]) % self.nonce_counts.len()])
+    }
+
+    fn sources(&self, key: &IpAddr) -> MutexGuard<'_, Throttle<IpAddr>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        lock(&self.throttle[(h.finish() as usize) % self.throttle.len()])
+    }
+
+    /// Nonces tracked for replay detection.
+    pub fn tracked_nonces(&self) -> usize {
+        self.nonce_counts.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Sources tracked by the throttle.
+    pub fn tracked_sources(&self) -> usize {
+        self.throttle.iter().map(|s| lock(s).len()).sum()
+    }
 }
 
 /// Verification that needs the user's [`Ha1`]: ask the store for
@@ -383,9 +422,24 @@ impl DigestServer {
 
     /// Empty tables sized by the configuration.
     pub fn new_state(&self) -> AuthState {
+        let n = stripes(self.config.nonce_count_capacity);
+        let t = stripes(self.config.throttle_capacity);
         AuthState {
-            nonce_counts: NonceCounts::new(self.config.nonce_count_capacity),
-            throttle: Throttle::new(self.config.throttle, self.config.throttle_capacity),
+            nonce_counts: (0..n)
+                .map(|_| {
+                    Mutex::new(NonceCounts::new(
+                        self.config.nonce_count_capacity.div_ceil(n),
+                    ))
+                })
+                .collect(),
+            throttle: (0..t)
+                .map(|_| {
+                    Mutex::new(Throttle::new(
+                        self.config.throttle,
+                        self.config.throttle_capacity.div_ceil(t),
+                    ))
+                })
+                .collect(),
         }
     }
 
@@ -490,13 +544,14 @@ impl DigestServer {
         }
     }
 
-    fn fail(&self, state: &mut AuthState, source: IpAddr, now: u64) {
-        state.throttle.record_failure(self.source_key(source), now);
+    fn fail(&self, state: &AuthState, source: IpAddr, now: u64) {
+        let key = self.source_key(source);
+        state.sources(&key).record_failure(key, now);
     }
 
     /// First step: everything that does not need the user's HA1, in an
     /// order that never depends on whether the user exists.
-    pub fn start(&self, state: &mut AuthState, req: &Message, source: IpAddr, now: u64) -> Step {
+    pub fn start(&self, state: &AuthState, req: &Message, source: IpAddr, now: u64) -> Step {
         use AuthDecision as D;
         let decided = Step::Decided;
         let Some(method) = req.method() else {
@@ -508,7 +563,9 @@ impl DigestServer {
         if !self.challenges(method) {
             return decided(D::NotRequired);
         }
-        if let Some(until) = state.throttle.blocked_until(&self.source_key(source), now) {
+        let key = self.source_key(source);
+        let blocked = state.sources(&key).blocked_until(&key, now);
+        if let Some(until) = blocked {
             return decided(D::Forbidden(ForbiddenReason::Throttled { until }));
         }
         let kind = ChallengeKind::for_method(method);
@@ -624,7 +681,7 @@ impl DigestServer {
     /// password: same work, same decision).
     pub fn finish(
         &self,
-        state: &mut AuthState,
+        state: &AuthState,
         pending: PendingAuth,
         ha1: Option<&Ha1>,
         now: u64,
@@ -664,13 +721,12 @@ impl DigestServer {
         if pending.stale {
             return challenge(true, ChallengeReason::StaleNonce);
         }
-        state
-            .nonce_counts
-            .prune(now.saturating_sub(self.config.nonce_lifetime));
-        match state
-            .nonce_counts
-            .check_and_record(pending.nonce.tag, pending.nonce.issued, creds.nc)
-        {
+        let check = {
+            let mut table = state.nonces(&pending.nonce.tag);
+            table.prune(now.saturating_sub(self.config.nonce_lifetime));
+            table.check_and_record(pending.nonce.tag, pending.nonce.issued, creds.nc)
+        };
+        match check {
             NonceCountCheck::Fresh => {}
             NonceCountCheck::Replay { .. } => return challenge(true, ChallengeReason::Replay),
             NonceCountCheck::Forgotten => return challenge(true, ChallengeReason::StaleNonce),
@@ -687,7 +743,7 @@ impl DigestServer {
     /// Both steps with a synchronous lookup (an in-memory user table).
     pub fn authenticate(
         &self,
-        state: &mut AuthState,
+        state: &AuthState,
         req: &Message,
         source: IpAddr,
         now: u64,

@@ -111,12 +111,12 @@ fn answer(
     .unwrap()
 }
 
-fn auth(srv: &DigestServer, st: &mut AuthState, req: &Message, now: u64) -> AuthDecision {
+fn auth(srv: &DigestServer, st: &AuthState, req: &Message, now: u64) -> AuthDecision {
     srv.authenticate(st, req, ip("192.0.2.10"), now, lookup)
 }
 
 /// A first REGISTER for `user`, its 401, and the chosen challenge.
-fn first_challenge(srv: &DigestServer, st: &mut AuthState, user: &str, now: u64) -> AuthParams {
+fn first_challenge(srv: &DigestServer, st: &AuthState, user: &str, now: u64) -> AuthParams {
     let req = register(user, &[]);
     let d = auth(srv, st, &req, now);
     assert_eq!(
@@ -235,12 +235,12 @@ fn rfc2617_section_3_5_example() {
 #[test]
 fn session_variant_differs_and_verifies() {
     let srv = server_with(|c| c.algorithms = vec![Algorithm::Md5Sess]);
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     assert_eq!(ch.get("algorithm").unwrap(), "MD5-sess");
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 1),
         T0 + 1,
     );
@@ -261,9 +261,9 @@ fn session_variant_differs_and_verifies() {
 #[test]
 fn challenge_offers_sha256_then_md5() {
     let srv = server_with(|c| c.opaque = Some("op4que".into()));
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     let req = register("alice", &[]);
-    let d = auth(&srv, &mut st, &req, T0);
+    let d = auth(&srv, &st, &req, T0);
     let (resp, ch) = challenge_of(&srv, &req, &d, T0, 7);
     assert_eq!(resp.status(), Some(401));
     assert_eq!(ch.len(), 2);
@@ -287,7 +287,7 @@ fn challenge_offers_sha256_then_md5() {
     assert_ne!(ch[0].get("nonce"), ch2[0].get("nonce"));
     // Other requests get 407 / Proxy-Authenticate.
     let inv = request("INVITE", "sip:bob@example.org", "alice", "bob", &[]);
-    let d = auth(&srv, &mut st, &inv, T0);
+    let d = auth(&srv, &st, &inv, T0);
     assert_eq!(
         d,
         challenge(ChallengeKind::Proxy, false, ChallengeReason::NoCredentials)
@@ -300,12 +300,12 @@ fn challenge_offers_sha256_then_md5() {
 #[test]
 fn round_trip_register_sha256_and_md5() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     assert_eq!(ch.get("algorithm").unwrap(), "SHA-256");
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 1),
         T0 + 2,
     );
@@ -320,7 +320,7 @@ fn round_trip_register_sha256_and_md5() {
     // The next request on the same nonce counts up.
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 2),
         T0 + 3,
     );
@@ -328,11 +328,11 @@ fn round_trip_register_sha256_and_md5() {
 
     // A client that only does MD5 picks the second challenge.
     let req = register("bob", &[]);
-    let d = auth(&srv, &mut st, &req, T0);
+    let d = auth(&srv, &st, &req, T0);
     let (_, ch) = challenge_of(&srv, &req, &d, T0, 2);
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch[1], "bob", "builder", 1),
         T0 + 1,
     );
@@ -348,9 +348,9 @@ fn round_trip_register_sha256_and_md5() {
 #[test]
 fn round_trip_proxy_authorization_for_invite_in_two_steps() {
     let srv = server();
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     let inv = request("INVITE", "sip:bob@example.org", "alice", "bob", &[]);
-    let d = auth(&srv, &mut st, &inv, T0);
+    let d = auth(&srv, &st, &inv, T0);
     let (_, ch) = challenge_of(&srv, &inv, &d, T0, 3);
     let v = answer(
         &ch[0],
@@ -369,7 +369,7 @@ fn round_trip_proxy_authorization_for_invite_in_two_steps() {
         &[("Authorization", &v)],
     );
     assert_eq!(
-        auth(&srv, &mut st, &wrong, T0 + 1),
+        auth(&srv, &st, &wrong, T0 + 1),
         challenge(ChallengeKind::Proxy, false, ChallengeReason::NoCredentials)
     );
     let inv = request(
@@ -380,12 +380,12 @@ fn round_trip_proxy_authorization_for_invite_in_two_steps() {
         &[("Proxy-Authorization", &v)],
     );
     // The sans-IO split: start, look up however, finish.
-    let Step::NeedCredentials(p) = srv.start(&mut st, &inv, ip("192.0.2.10"), T0 + 1) else {
+    let Step::NeedCredentials(p) = srv.start(&st, &inv, ip("192.0.2.10"), T0 + 1) else {
         panic!("expected a lookup")
     };
     assert_eq!(p.username(), "alice");
     let ha1 = lookup(&p.username());
-    let d = srv.finish(&mut st, p, ha1.as_ref(), T0 + 1);
+    let d = srv.finish(&st, p, ha1.as_ref(), T0 + 1);
     assert!(
         matches!(d, AuthDecision::Authenticated { ref user, .. } if user == "alice"),
         "{d:?}"
@@ -395,14 +395,14 @@ fn round_trip_proxy_authorization_for_invite_in_two_steps() {
 #[test]
 fn credentials_for_another_realm_are_skipped_and_ours_found() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let ours = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     let theirs = ours.replace("realm=\"example.org\"", "realm=\"other.net\"");
     // Only another realm: a fresh challenge, not a failure.
     let req = register("alice", &[("Authorization", &theirs)]);
     assert_eq!(
-        auth(&srv, &mut st, &req, T0 + 1),
+        auth(&srv, &st, &req, T0 + 1),
         challenge(ChallengeKind::Www, false, ChallengeReason::OtherRealm)
     );
     // Both: ours is used.
@@ -410,7 +410,7 @@ fn credentials_for_another_realm_are_skipped_and_ours_found() {
         "alice",
         &[("Authorization", &theirs), ("Authorization", &ours)],
     );
-    assert!(auth(&srv, &mut st, &req, T0 + 1).is_allowed());
+    assert!(auth(&srv, &st, &req, T0 + 1).is_allowed());
 }
 
 // ----- refusals --------------------------------------------------------------
@@ -418,17 +418,17 @@ fn credentials_for_another_realm_are_skipped_and_ours_found() {
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_answer() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let wrong = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "guess", 1),
         T0 + 1,
     );
     let unknown = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "mallory", "guess", 1),
         T0 + 1,
     );
@@ -454,7 +454,7 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
     // An unknown user who somehow knew "the" dummy still fails: the store
     // said no.
     let d = srv.authenticate(
-        &mut st,
+        &st,
         &registered_with(&ch, "ghost", "", 1),
         ip("192.0.2.10"),
         T0 + 1,
@@ -466,16 +466,16 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
 #[test]
 fn replayed_nonce_count_is_refused() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let req = registered_with(&ch, "alice", "wonderland", 1);
-    assert!(auth(&srv, &mut st, &req, T0 + 1).is_allowed());
+    assert!(auth(&srv, &st, &req, T0 + 1).is_allowed());
     // The very same request again (a captured copy): refused.
     let replay = challenge(ChallengeKind::Www, true, ChallengeReason::Replay);
-    assert_eq!(auth(&srv, &mut st, &req, T0 + 2), replay);
+    assert_eq!(auth(&srv, &st, &req, T0 + 2), replay);
     assert!(auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 5),
         T0 + 3
     )
@@ -484,7 +484,7 @@ fn replayed_nonce_count_is_refused() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &registered_with(&ch, "alice", "wonderland", 4),
             T0 + 4
         ),
@@ -493,7 +493,7 @@ fn replayed_nonce_count_is_refused() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &registered_with(&ch, "alice", "wonderland", 5),
             T0 + 4
         ),
@@ -503,7 +503,7 @@ fn replayed_nonce_count_is_refused() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &registered_with(&ch, "alice", "guess", 0xffff_fff0),
             T0 + 5
         ),
@@ -515,7 +515,7 @@ fn replayed_nonce_count_is_refused() {
     );
     assert!(auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 6),
         T0 + 5
     )
@@ -525,21 +525,15 @@ fn replayed_nonce_count_is_refused() {
 #[test]
 fn replay_refused_even_after_the_table_evicted_the_nonce() {
     let srv = server_with(|c| c.nonce_count_capacity = 1);
-    let mut st = srv.new_state();
-    let a = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let a = first_challenge(&srv, &st, "alice", T0);
     let req_a = registered_with(&a, "alice", "wonderland", 1);
-    assert!(auth(&srv, &mut st, &req_a, T0 + 1).is_allowed());
-    let b = first_challenge(&srv, &mut st, "bob", T0 + 2);
-    assert!(auth(
-        &srv,
-        &mut st,
-        &registered_with(&b, "bob", "builder", 1),
-        T0 + 3
-    )
-    .is_allowed());
+    assert!(auth(&srv, &st, &req_a, T0 + 1).is_allowed());
+    let b = first_challenge(&srv, &st, "bob", T0 + 2);
+    assert!(auth(&srv, &st, &registered_with(&b, "bob", "builder", 1), T0 + 3).is_allowed());
     // alice's nonce was evicted: replaying her request is answered stale.
     assert_eq!(
-        auth(&srv, &mut st, &req_a, T0 + 4),
+        auth(&srv, &st, &req_a, T0 + 4),
         challenge(ChallengeKind::Www, true, ChallengeReason::StaleNonce)
     );
 }
@@ -547,11 +541,11 @@ fn replay_refused_even_after_the_table_evicted_the_nonce() {
 #[test]
 fn expired_nonce_gets_stale_challenge_only_with_the_right_password() {
     let srv = server_with(|c| c.nonce_lifetime = 60);
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     assert!(auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 1),
         T0 + 59
     )
@@ -559,7 +553,7 @@ fn expired_nonce_gets_stale_challenge_only_with_the_right_password() {
     let late = T0 + 60;
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(&ch, "alice", "wonderland", 2),
         late,
     );
@@ -574,19 +568,14 @@ fn expired_nonce_gets_stale_challenge_only_with_the_right_password() {
     let ch2 = client::select_challenge(&fresh).unwrap();
     assert!(auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(ch2, "alice", "wonderland", 1),
         late + 1
     )
     .is_allowed());
     // With a wrong password the expired nonce is not "stale" (RFC 7616 §3.3).
     assert_eq!(
-        auth(
-            &srv,
-            &mut st,
-            &registered_with(&ch, "alice", "guess", 3),
-            late
-        ),
+        auth(&srv, &st, &registered_with(&ch, "alice", "guess", 3), late),
         challenge(
             ChallengeKind::Www,
             false,
@@ -596,7 +585,7 @@ fn expired_nonce_gets_stale_challenge_only_with_the_right_password() {
     // A nonce dated far in the future (a clock step back) is stale too.
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &registered_with(ch2, "alice", "wonderland", 2),
         T0 - 1000,
     );
@@ -609,8 +598,8 @@ fn expired_nonce_gets_stale_challenge_only_with_the_right_password() {
 #[test]
 fn forged_or_foreign_nonces_are_refused() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let nonce = ch.get("nonce").unwrap().into_owned();
     let invalid = challenge(ChallengeKind::Www, false, ChallengeReason::InvalidNonce);
     // A nonce whose timestamp was moved forward (to dodge expiry), one with
@@ -636,7 +625,7 @@ fn forged_or_foreign_nonces_are_refused() {
         assert_eq!(
             auth(
                 &srv,
-                &mut st,
+                &st,
                 &registered_with(&c, "alice", "wonderland", 1),
                 T0 + 1
             ),
@@ -656,7 +645,7 @@ fn forged_or_foreign_nonces_are_refused() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &registered_with(&c, "alice", "wonderland", 1),
             T0 + 1
         ),
@@ -675,7 +664,7 @@ fn forged_or_foreign_nonces_are_refused() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &registered_with(&c, "alice", "wonderland", 1),
             T0 + 1
         ),
@@ -686,8 +675,8 @@ fn forged_or_foreign_nonces_are_refused() {
 #[test]
 fn wrong_realm_in_response_is_not_accepted() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     // The client computed HA1 for another realm but labelled it ours.
     let nonce = ch.get("nonce").unwrap();
     let resp = client::compute_response(
@@ -708,7 +697,7 @@ fn wrong_realm_in_response_is_not_accepted() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &register("alice", &[("Authorization", &v)]),
             T0 + 1
         ),
@@ -723,8 +712,8 @@ fn wrong_realm_in_response_is_not_accepted() {
 #[test]
 fn uri_must_match_the_request_uri() {
     let srv = server();
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     // Credentials signed for another Request-URI, replayed onto this one.
     let v = answer(
         &ch,
@@ -736,7 +725,7 @@ fn uri_must_match_the_request_uri() {
     );
     let d = auth(
         &srv,
-        &mut st,
+        &st,
         &register("alice", &[("Authorization", &v)]),
         T0 + 1,
     );
@@ -757,11 +746,11 @@ fn uri_must_match_the_request_uri() {
         "alice",
         &[("Authorization", &v)],
     );
-    assert!(auth(&srv, &mut st, &req, T0 + 1).is_allowed());
+    assert!(auth(&srv, &st, &req, T0 + 1).is_allowed());
     // The check can be turned off (a proxy behind a URI-rewriting hop).
     let lax = server_with(|c| c.check_uri = false);
-    let mut st2 = lax.new_state();
-    let ch = first_challenge(&lax, &mut st2, "alice", T0);
+    let st2 = lax.new_state();
+    let ch = first_challenge(&lax, &st2, "alice", T0);
     let v = answer(
         &ch,
         "alice",
@@ -772,7 +761,7 @@ fn uri_must_match_the_request_uri() {
     );
     assert!(auth(
         &lax,
-        &mut st2,
+        &st2,
         &register("alice", &[("Authorization", &v)]),
         T0 + 1
     )
@@ -782,9 +771,9 @@ fn uri_must_match_the_request_uri() {
 #[test]
 fn identity_mismatch_is_forbidden() {
     let srv = server();
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     // alice authenticates correctly but registers bob's AOR.
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let v = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     let req = request(
         "REGISTER",
@@ -793,7 +782,7 @@ fn identity_mismatch_is_forbidden() {
         "bob",
         &[("Authorization", &v)],
     );
-    let d = auth(&srv, &mut st, &req, T0 + 1);
+    let d = auth(&srv, &st, &req, T0 + 1);
     assert_eq!(
         d,
         AuthDecision::Forbidden(ForbiddenReason::Identity(IdentityError::Mismatch(
@@ -811,14 +800,14 @@ fn identity_mismatch_is_forbidden() {
         &[("Authorization", &v)],
     );
     assert_eq!(
-        auth(&srv, &mut st, &req, T0 + 1),
+        auth(&srv, &st, &req, T0 + 1),
         AuthDecision::Forbidden(ForbiddenReason::Identity(IdentityError::Mismatch(
             IdentityHeader::From
         )))
     );
     // An INVITE from alice to bob is fine (To is the callee) ...
     let inv = request("INVITE", "sip:bob@example.org", "alice", "bob", &[]);
-    let d = auth(&srv, &mut st, &inv, T0);
+    let d = auth(&srv, &st, &inv, T0);
     let (_, pch) = challenge_of(&srv, &inv, &d, T0, 6);
     let v = answer(
         &pch[0],
@@ -835,7 +824,7 @@ fn identity_mismatch_is_forbidden() {
         "bob",
         &[("Proxy-Authorization", &v)],
     );
-    assert!(auth(&srv, &mut st, &ok, T0 + 1).is_allowed());
+    assert!(auth(&srv, &st, &ok, T0 + 1).is_allowed());
     // ... one that claims to come from bob is not.
     let v = answer(
         &pch[0],
@@ -853,7 +842,7 @@ fn identity_mismatch_is_forbidden() {
         &[("Proxy-Authorization", &v)],
     );
     assert_eq!(
-        auth(&srv, &mut st, &spoof, T0 + 1),
+        auth(&srv, &st, &spoof, T0 + 1),
         AuthDecision::Forbidden(ForbiddenReason::Identity(IdentityError::Mismatch(
             IdentityHeader::From
         )))
@@ -865,8 +854,8 @@ fn identity_mismatch_is_forbidden() {
     assert!(habla_auth::check_identity("Alice", &register("alice", &[])).is_err());
     // Turned off: third-party registration allowed.
     let open = server_with(|c| c.check_identity = false);
-    let mut st2 = open.new_state();
-    let ch = first_challenge(&open, &mut st2, "alice", T0);
+    let st2 = open.new_state();
+    let ch = first_challenge(&open, &st2, "alice", T0);
     let v = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     let req = request(
         "REGISTER",
@@ -875,7 +864,7 @@ fn identity_mismatch_is_forbidden() {
         "bob",
         &[("Authorization", &v)],
     );
-    assert!(auth(&open, &mut st2, &req, T0 + 1).is_allowed());
+    assert!(auth(&open, &st2, &req, T0 + 1).is_allowed());
 }
 
 #[test]
@@ -887,12 +876,12 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
             block_for: 300,
         }
     });
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     let attacker = ip("203.0.113.66");
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let guess = |nc| registered_with(&ch, "alice", "guess", nc);
     for nc in 1..=2 {
-        let d = srv.authenticate(&mut st, &guess(nc), attacker, T0 + 1, lookup);
+        let d = srv.authenticate(&st, &guess(nc), attacker, T0 + 1, lookup);
         assert_eq!(
             d,
             challenge(
@@ -903,7 +892,7 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
         );
     }
     // The third failure blocks; from then on, 403, even with the password.
-    let d = srv.authenticate(&mut st, &guess(3), attacker, T0 + 2, lookup);
+    let d = srv.authenticate(&st, &guess(3), attacker, T0 + 2, lookup);
     assert_eq!(
         d,
         challenge(
@@ -913,7 +902,7 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
         )
     );
     let good = registered_with(&ch, "alice", "wonderland", 4);
-    let d = srv.authenticate(&mut st, &good, attacker, T0 + 3, lookup);
+    let d = srv.authenticate(&st, &good, attacker, T0 + 3, lookup);
     assert_eq!(
         d,
         AuthDecision::Forbidden(ForbiddenReason::Throttled { until: T0 + 302 })
@@ -928,7 +917,7 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
     );
     // Unknown users count the same, and other sources are unaffected.
     assert!(srv
-        .authenticate(&mut st, &good, ip("192.0.2.10"), T0 + 3, lookup)
+        .authenticate(&st, &good, ip("192.0.2.10"), T0 + 3, lookup)
         .is_allowed());
     // An attacker rotating through its IPv6 /64 is one source.
     for (i, a) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
@@ -936,14 +925,14 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
         .enumerate()
     {
         srv.authenticate(
-            &mut st,
+            &st,
             &registered_with(&ch, "nobody", "x", 10 + i as u32),
             ip(a),
             T0 + 3,
             lookup,
         );
     }
-    let d = srv.authenticate(&mut st, &good, ip("2001:db8:1:2::99"), T0 + 4, lookup);
+    let d = srv.authenticate(&st, &good, ip("2001:db8:1:2::99"), T0 + 4, lookup);
     assert!(
         matches!(
             d,
@@ -952,9 +941,9 @@ fn throttling_blocks_a_source_until_the_cool_down_passes() {
         "{d:?}"
     );
     // After the cool-down the source is heard again (with a fresh nonce).
-    let ch2 = first_challenge(&srv, &mut st, "alice", T0 + 302);
+    let ch2 = first_challenge(&srv, &st, "alice", T0 + 302);
     let d = srv.authenticate(
-        &mut st,
+        &st,
         &registered_with(&ch2, "alice", "wonderland", 1),
         attacker,
         T0 + 302,
@@ -969,11 +958,11 @@ fn trusted_networks_and_unchallenged_methods_skip_authentication() {
         c.trusted_networks =
             TrustedNetworks::parse(["198.51.100.0/24", "2001:db8:5060::/48"]).unwrap();
     });
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     let inv = request("INVITE", "sip:bob@example.org", "carrier", "bob", &[]);
     for src in ["198.51.100.7", "::ffff:198.51.100.8", "2001:db8:5060:1::1"] {
         assert_eq!(
-            srv.authenticate(&mut st, &inv, ip(src), T0, lookup),
+            srv.authenticate(&st, &inv, ip(src), T0, lookup),
             AuthDecision::Trusted,
             "{src}"
         );
@@ -981,7 +970,7 @@ fn trusted_networks_and_unchallenged_methods_skip_authentication() {
     for src in ["198.51.101.7", "2001:db8:5061::1", "10.0.0.1"] {
         assert!(
             matches!(
-                srv.authenticate(&mut st, &inv, ip(src), T0, lookup),
+                srv.authenticate(&st, &inv, ip(src), T0, lookup),
                 AuthDecision::Challenge { .. }
             ),
             "{src}"
@@ -990,25 +979,21 @@ fn trusted_networks_and_unchallenged_methods_skip_authentication() {
     // ACK, CANCEL and (by default) BYE are never challenged.
     for m in ["ACK", "CANCEL", "BYE", "INFO"] {
         let r = request(m, "sip:bob@example.org", "alice", "bob", &[]);
-        assert_eq!(
-            auth(&srv, &mut st, &r, T0),
-            AuthDecision::NotRequired,
-            "{m}"
-        );
+        assert_eq!(auth(&srv, &st, &r, T0), AuthDecision::NotRequired, "{m}");
     }
 }
 
 #[test]
 fn unsupported_algorithm_is_rechallenged() {
     let srv = server_with(|c| c.algorithms = vec![Algorithm::Sha256]);
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let v = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1)
         .replace("algorithm=SHA-256", "algorithm=MD5");
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &register("alice", &[("Authorization", &v)]),
             T0 + 1
         ),
@@ -1022,7 +1007,7 @@ fn unsupported_algorithm_is_rechallenged() {
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &register("alice", &[("Authorization", &v)]),
             T0 + 1
         ),
@@ -1037,15 +1022,15 @@ fn unsupported_algorithm_is_rechallenged() {
 #[test]
 fn opaque_must_come_back_unchanged() {
     let srv = server_with(|c| c.opaque = Some("abc".into()));
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let v = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     assert!(v.contains("opaque=\"abc\""));
     let bad = v.replace("opaque=\"abc\"", "opaque=\"abd\"");
     assert_eq!(
         auth(
             &srv,
-            &mut st,
+            &st,
             &register("alice", &[("Authorization", &bad)]),
             T0 + 1
         ),
@@ -1053,7 +1038,7 @@ fn opaque_must_come_back_unchanged() {
     );
     assert!(auth(
         &srv,
-        &mut st,
+        &st,
         &register("alice", &[("Authorization", &v)]),
         T0 + 1
     )
@@ -1065,8 +1050,8 @@ fn opaque_must_come_back_unchanged() {
 #[test]
 fn garbage_credentials_are_errors_never_panics() {
     let srv = server_with(|c| c.throttle.max_failures = 1_000_000);
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let good = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     let huge = "A".repeat(60_000);
     let mut cases: Vec<String> = vec![
@@ -1112,7 +1097,7 @@ fn garbage_credentials_are_errors_never_panics() {
             continue;
         };
         reached += 1;
-        let d = auth(&srv, &mut st, &req, T0 + 1);
+        let d = auth(&srv, &st, &req, T0 + 1);
         assert!(!d.is_allowed(), "{v:.80}: {d:?}");
         assert!(matches!(d.status_code(), Some(400 | 401)), "{v:.80}: {d:?}");
         // The refusal can always be written.
@@ -1131,7 +1116,7 @@ fn garbage_credentials_are_errors_never_panics() {
     let many: Vec<(&str, &str)> = (0..100)
         .map(|_| ("Authorization", "Digest realm=\"x\""))
         .collect();
-    let d = auth(&srv, &mut st, &register("alice", &many), T0);
+    let d = auth(&srv, &st, &register("alice", &many), T0);
     assert_eq!(
         d,
         challenge(ChallengeKind::Www, false, ChallengeReason::OtherRealm)
@@ -1141,11 +1126,11 @@ fn garbage_credentials_are_errors_never_panics() {
 #[test]
 fn a_response_is_not_a_request() {
     let srv = server();
-    let mut st = srv.new_state();
+    let st = srv.new_state();
     let req = register("alice", &[]);
     let resp = req.response(200).build().unwrap();
     assert_eq!(
-        auth(&srv, &mut st, &resp, T0),
+        auth(&srv, &st, &resp, T0),
         AuthDecision::BadRequest(CredentialsError::NotARequest)
     );
 }
@@ -1215,8 +1200,8 @@ fn state_is_send_and_time_converts() {
 #[test]
 fn random_credentials_never_panic() {
     let srv = server_with(|c| c.throttle.max_failures = u32::MAX);
-    let mut st = srv.new_state();
-    let ch = first_challenge(&srv, &mut st, "alice", T0);
+    let st = srv.new_state();
+    let ch = first_challenge(&srv, &st, "alice", T0);
     let good = answer(&ch, "alice", "wonderland", "REGISTER", "sip:example.org", 1);
     let alphabet: Vec<char> = "aZ09=,\" \\\t:@;/-_.%é\u{0}".chars().collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -1245,10 +1230,33 @@ fn random_credentials_never_panic() {
              Call-ID: x\r\nCSeq: 1 REGISTER\r\nAuthorization: {v}\r\nContent-Length: 0\r\n\r\n"
         );
         if let Ok(req) = Message::parse(Bytes::from(raw)) {
-            let d = auth(&srv, &mut st, &req, T0 + 1);
+            let d = auth(&srv, &st, &req, T0 + 1);
             if let Some(r) = srv.respond(&req, &d, T0, &[0; 16]) {
                 r.to_bytes().unwrap();
             }
         }
     }
+}
+
+#[test]
+fn one_state_shared_by_threads_catches_replays_across_them() {
+    // habla serve shares one AuthState per realm between its workers: a
+    // request verified on one thread and replayed on another is refused.
+    fn assert_sync<T: Send + Sync>() {}
+    assert_sync::<AuthState>();
+    let srv = std::sync::Arc::new(server());
+    let st = std::sync::Arc::new(srv.new_state());
+    let ch = first_challenge(&srv, &st, "alice", T0);
+    let req = registered_with(&ch, "alice", "wonderland", 1);
+    let (s1, st1, r1) = (srv.clone(), st.clone(), req.clone());
+    let first = std::thread::spawn(move || auth(&s1, &st1, &r1, T0 + 1))
+        .join()
+        .unwrap();
+    assert!(first.is_allowed(), "{first:?}");
+    let (s2, st2, r2) = (srv.clone(), st.clone(), req);
+    let again = std::thread::spawn(move || auth(&s2, &st2, &r2, T0 + 2))
+        .join()
+        .unwrap();
+    assert!(!again.is_allowed(), "a replay on another thread: {again:?}");
+    assert!(st.tracked_nonces() >= 1);
 }

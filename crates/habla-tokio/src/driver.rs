@@ -3,9 +3,10 @@
 //! `habla-transaction` and carries events to the transaction user.
 
 use crate::flow::{ConnId, Flow};
+use crate::shard::Dispatch;
 use crate::stats::StatsSnapshot;
 use crate::transport::{connect_tcp, run_tcp_listener, run_udp, Input, Shared};
-use crate::via::{response_destination, set_sent_by};
+use crate::via::{response_destination, set_sent_by, set_sent_by_and_mark};
 use crate::{Error, ListenPoint, TransportConfig};
 use bytes::Bytes;
 use habla_message::Message;
@@ -91,11 +92,15 @@ enum Pending {
 }
 
 /// A cheap, cloneable handle for the transaction user to send through the
-/// driver. Every method waits for the driver's answer.
+/// driver (one shard's driver, for a [`ShardedEndpoint`]: the client
+/// transactions it starts live on that shard, and their responses come
+/// back to that shard's events). Every method waits for the driver's
+/// answer.
 #[derive(Debug, Clone)]
 pub struct Handle {
     cmd: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    shard: usize,
 }
 
 impl Handle {
@@ -166,9 +171,15 @@ impl Handle {
             .map_err(|_| Error::Stopped)
     }
 
-    /// The transport counters.
+    /// The transport counters (of the whole endpoint, every shard).
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// The number of the driver shard this handle talks to (0 for an
+    /// unsharded [`Endpoint`]).
+    pub fn shard(&self) -> usize {
+        self.shard
     }
 }
 
@@ -201,84 +212,11 @@ impl Endpoint {
     /// Binds every listening point of `config` and starts the driver with
     /// a transaction layer configured by `transactions`. Fails if any point
     /// cannot be bound (nothing keeps running then).
+    ///
+    /// One driver task: see [`ShardedEndpoint`] to use several cores.
     pub async fn bind(config: TransportConfig, transactions: Config) -> Result<Endpoint, Error> {
-        let mut udp = Vec::new();
-        let mut tcp = Vec::new();
-        let mut points = Vec::new();
-        for p in &config.listen {
-            match p.transport {
-                Transport::Udp => {
-                    let s = UdpSocket::bind(p.addr).await?;
-                    let local = s.local_addr()?;
-                    points.push(ListenPoint::new(Transport::Udp, local));
-                    udp.push((local, Arc::new(s)));
-                }
-                Transport::Tcp => {
-                    // Port 0 next to a UDP point on the same IP: take the
-                    // UDP port when it is free, so that a request moved from
-                    // UDP to TCP (§18.1.1) reaches the same port.
-                    let same = udp
-                        .iter()
-                        .find(|(l, _)| p.addr.port() == 0 && l.ip() == p.addr.ip())
-                        .map(|(l, _)| *l);
-                    let l = match same {
-                        Some(a) => match TcpListener::bind(a).await {
-                            Ok(l) => l,
-                            Err(_) => TcpListener::bind(p.addr).await?,
-                        },
-                        None => TcpListener::bind(p.addr).await?,
-                    };
-                    let local = l.local_addr()?;
-                    points.push(ListenPoint::new(Transport::Tcp, local));
-                    tcp.push((local, l));
-                }
-                other => return Err(Error::Unsupported(other)),
-            }
-        }
-        let (event_tx, events) = mpsc::channel(config.event_queue.max(1));
-        let (net_tx, net_rx) = mpsc::channel(config.input_queue.max(1));
-        let (cmd_tx, cmd_rx) = mpsc::channel(config.input_queue.max(1));
-        let shared = Arc::new(Shared::new(config));
-        let mut tasks = Vec::new();
-        for (local, s) in &udp {
-            tasks.push(tokio::spawn(run_udp(
-                s.clone(),
-                *local,
-                shared.clone(),
-                net_tx.clone(),
-            )));
-        }
-        let mut tcp_points = Vec::new();
-        for (local, l) in tcp {
-            tcp_points.push(local);
-            tasks.push(tokio::spawn(run_tcp_listener(
-                l,
-                shared.clone(),
-                net_tx.clone(),
-            )));
-        }
-        let driver = Driver {
-            layer: TransactionLayer::new(transactions),
-            shared: shared.clone(),
-            udp,
-            tcp: tcp_points,
-            conns: HashMap::new(),
-            by_remote: HashMap::new(),
-            connecting: HashMap::new(),
-            events: event_tx,
-            net_tx,
-            tasks,
-        };
-        let task = tokio::spawn(driver.run(net_rx, cmd_rx));
-        Ok(Endpoint {
-            handle: Handle {
-                cmd: cmd_tx,
-                shared,
-            },
-            events,
-            points,
-            task: Some(task),
-        })
+        let mut shards = start(config, transactions, 1).await?;
+        Ok(shards.remove(0))
     }
 
     /// The bound listening points (with the ports picked for port 0).
@@ -330,24 +268,279 @@ impl Endpoint {
     }
 }
 
-struct Conn {
-    flow: Flow,
-    writer: mpsc::Sender<Bytes>,
+/// A SIP endpoint whose transaction work is split over several driver
+/// shards (tasks, so the runtime spreads them over its worker threads),
+/// all behind the same listening sockets.
+///
+/// Each shard is an [`Endpoint`] of its own: its own
+/// `TransactionLayer<Flow>`, bounded input, command and event channels, and
+/// [`Handle`]. The network tasks (several readers per UDP socket, one task
+/// per TCP connection) parse what arrives and hand each message to the
+/// shard that owns its transaction ([`crate::shard_of`]): requests by a
+/// hash of the top Via branch (RFC 2543 requests: Call-ID, From tag, CSeq
+/// number), responses by the shard mark a shard puts in the branch of
+/// every request it sends. So a transaction user runs one task per shard
+/// (`into_shards`), and what one shard's TU forwards, cancels or answers
+/// stays on that shard. Any shard writes to any connection (a lock-striped
+/// registry of per-connection write queues); there is no lock shared by
+/// every message.
+///
+/// ```no_run
+/// use habla_tokio::{Event, ShardedEndpoint, TransportConfig};
+/// # async fn run() -> Result<(), habla_tokio::Error> {
+/// let cfg = TransportConfig::udp_and_tcp("127.0.0.1:5060".parse().unwrap());
+/// let ep = ShardedEndpoint::bind(cfg, Default::default(), 0).await?;
+/// for mut shard in ep.into_shards() {
+///     tokio::spawn(async move {
+///         let handle = shard.handle();
+///         while let Some(Event::Request { key, request, .. }) = shard.recv().await {
+///             let response = request.response(501).build().expect("valid");
+///             let _ = handle.send_response(key, response).await;
+///         }
+///     });
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ShardedEndpoint {
+    shards: Vec<Endpoint>,
+    count: usize,
+    points: Vec<ListenPoint>,
+    shared: Arc<Shared>,
+}
+
+impl ShardedEndpoint {
+    /// Binds every listening point of `config` and starts `shards` driver
+    /// shards (0: one per available core). Each shard's transaction layer
+    /// gets `transactions` with `max_transactions` divided among the shards
+    /// (rounded up); the channel capacities of `config` apply per shard.
+    pub async fn bind(
+        config: TransportConfig,
+        transactions: Config,
+        shards: usize,
+    ) -> Result<ShardedEndpoint, Error> {
+        let n = if shards == 0 {
+            default_shards()
+        } else {
+            shards
+        };
+        let shards = start(config, transactions, n).await?;
+        let points = shards[0].points.clone();
+        let shared = shards[0].handle.shared.clone();
+        Ok(ShardedEndpoint {
+            count: shards.len(),
+            shards,
+            points,
+            shared,
+        })
+    }
+
+    /// The bound listening points (with the ports picked for port 0).
+    pub fn listening_points(&self) -> &[ListenPoint] {
+        &self.points
+    }
+
+    /// The first listening address of a transport.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.points
+            .iter()
+            .find(|p| p.transport == transport)
+            .map(|p| p.addr)
+    }
+
+    /// The number of shards started.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: at least one shard is started.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The shards, to receive their events and send through their handles.
+    pub fn shards_mut(&mut self) -> &mut [Endpoint] {
+        &mut self.shards
+    }
+
+    /// The shards, one per transaction-user task. The network tasks stop
+    /// when every shard has stopped.
+    pub fn into_shards(self) -> Vec<Endpoint> {
+        self.shards
+    }
+
+    /// Moves the shards out, keeping the addresses and counters here.
+    pub fn take_shards(&mut self) -> Vec<Endpoint> {
+        std::mem::take(&mut self.shards)
+    }
+
+    /// The transport counters (of every shard).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Stops every shard and waits for them.
+    pub async fn shutdown(self) {
+        for s in self.shards {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// One shard per available core.
+pub fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Binds the listening points and starts `n` driver shards behind them.
+async fn start(
+    config: TransportConfig,
+    transactions: Config,
+    n: usize,
+) -> Result<Vec<Endpoint>, Error> {
+    let n = n.max(1);
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    let mut points = Vec::new();
+    for p in &config.listen {
+        match p.transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind(p.addr).await?;
+                let local = s.local_addr()?;
+                points.push(ListenPoint::new(Transport::Udp, local));
+                udp.push((local, Arc::new(s)));
+            }
+            Transport::Tcp => {
+                // Port 0 next to a UDP point on the same IP: take the
+                // UDP port when it is free, so that a request moved from
+                // UDP to TCP (§18.1.1) reaches the same port.
+                let same = udp
+                    .iter()
+                    .find(|(l, _)| p.addr.port() == 0 && l.ip() == p.addr.ip())
+                    .map(|(l, _)| *l);
+                let l = match same {
+                    Some(a) => match TcpListener::bind(a).await {
+                        Ok(l) => l,
+                        Err(_) => TcpListener::bind(p.addr).await?,
+                    },
+                    None => TcpListener::bind(p.addr).await?,
+                };
+                let local = l.local_addr()?;
+                points.push(ListenPoint::new(Transport::Tcp, local));
+                tcp.push((local, l));
+            }
+            other => return Err(Error::Unsupported(other)),
+        }
+    }
+    let mut transactions = transactions;
+    if n > 1 {
+        transactions.max_transactions = transactions.max_transactions.div_ceil(n).max(1);
+    }
+    let input_queue = config.input_queue.max(1);
+    let event_queue = config.event_queue.max(1);
+    let shared = Arc::new(Shared::new(config));
+    let mut net_txs = Vec::new();
+    let mut net_rxs = Vec::new();
+    for _ in 0..n {
+        let (tx, rx) = mpsc::channel(input_queue);
+        net_txs.push(tx);
+        net_rxs.push(rx);
+    }
+    let dispatch = Dispatch::new(net_txs.clone());
+    let mut tasks = Vec::new();
+    for (local, s) in &udp {
+        // Several readers per socket: parsing runs on every core.
+        for _ in 0..n {
+            tasks.push(tokio::spawn(run_udp(
+                s.clone(),
+                *local,
+                shared.clone(),
+                dispatch.clone(),
+            )));
+        }
+    }
+    let mut tcp_points = Vec::new();
+    for (local, l) in tcp {
+        tcp_points.push(local);
+        tasks.push(tokio::spawn(run_tcp_listener(
+            l,
+            shared.clone(),
+            dispatch.clone(),
+        )));
+    }
+    let net = Arc::new(NetTasks {
+        tasks,
+        shared: shared.clone(),
+    });
+    let mut endpoints = Vec::new();
+    for (shard, (net_tx, net_rx)) in net_txs.into_iter().zip(net_rxs).enumerate() {
+        let (event_tx, events) = mpsc::channel(event_queue);
+        let (cmd_tx, cmd_rx) = mpsc::channel(input_queue);
+        let driver = Driver {
+            layer: TransactionLayer::new(transactions),
+            shared: shared.clone(),
+            shard,
+            mark: n > 1,
+            udp: udp.clone(),
+            tcp: tcp_points.clone(),
+            connecting: HashMap::new(),
+            events: event_tx,
+            net_tx,
+            dispatch: dispatch.clone(),
+            _net: net.clone(),
+        };
+        let task = tokio::spawn(driver.run(net_rx, cmd_rx));
+        endpoints.push(Endpoint {
+            handle: Handle {
+                cmd: cmd_tx,
+                shared: shared.clone(),
+                shard,
+            },
+            events,
+            points: points.clone(),
+            task: Some(task),
+        });
+    }
+    Ok(endpoints)
+}
+
+/// The network tasks of an endpoint, shared by its shards: when the last
+/// shard stops, the readers and acceptors are aborted and every connection
+/// is closed (its write queue dropped).
+#[derive(Debug)]
+struct NetTasks {
+    tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for NetTasks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.shared.conns.clear();
+    }
 }
 
 struct Driver {
     layer: TransactionLayer<Flow>,
     shared: Arc<Shared>,
+    /// This shard's number, and whether branches are marked with it (more
+    /// than one shard).
+    shard: usize,
+    mark: bool,
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<SocketAddr>,
-    conns: HashMap<ConnId, Conn>,
-    /// Open connections by (transport, remote address), for reuse.
-    by_remote: HashMap<(Transport, SocketAddr), ConnId>,
-    /// Connections being opened, and what waits for each.
+    /// Connections this shard is opening, and what waits for each.
     connecting: HashMap<(Transport, SocketAddr), Vec<Pending>>,
     events: mpsc::Sender<Event<Flow>>,
+    /// This shard's own input (connection notices for its connects).
     net_tx: mpsc::Sender<Input>,
-    tasks: Vec<JoinHandle<()>>,
+    dispatch: Dispatch,
+    _net: Arc<NetTasks>,
 }
 
 fn via_token(t: Transport) -> &'static str {
@@ -388,11 +581,8 @@ impl Driver {
             }
             self.drain().await;
         }
-        for t in &self.tasks {
-            t.abort();
-        }
-        // Dropping the writers closes every connection task.
-        self.conns.clear();
+        // Dropping the last shard's `NetTasks` stops the network tasks and
+        // closes every connection.
     }
 
     // ----- inputs -----------------------------------------------------------
@@ -406,21 +596,11 @@ impl Driver {
                     tracing::debug!(%flow, "message dropped: {e}");
                 }
             }
-            Input::ConnUp { flow, writer } => {
-                self.conns.insert(flow.conn, Conn { flow, writer });
-                self.by_remote
-                    .insert((flow.transport, flow.remote), flow.conn);
+            Input::ConnUp { flow } => {
                 if let Some(waiting) = self.connecting.remove(&(flow.transport, flow.remote)) {
                     for p in waiting {
                         self.send_pending_on(p, flow);
                     }
-                }
-            }
-            Input::ConnDown { flow } => {
-                self.conns.remove(&flow.conn);
-                let k = (flow.transport, flow.remote);
-                if self.by_remote.get(&k) == Some(&flow.conn) {
-                    self.by_remote.remove(&k);
                 }
             }
             Input::ConnectFailed {
@@ -519,11 +699,7 @@ impl Driver {
                 remote: addr,
                 conn: ConnId::DATAGRAM,
             }),
-            _ => self
-                .by_remote
-                .get(&(transport, addr))
-                .and_then(|id| self.conns.get(id))
-                .map(|c| c.flow),
+            _ => self.shared.conns.by_remote(transport, addr),
         }
     }
 
@@ -574,7 +750,7 @@ impl Driver {
         stateless: Option<Reply<()>>,
     ) {
         let (transport, addr) = match dest {
-            Destination::Flow(f) if !f.is_stream() || self.conns.contains_key(&f.conn) => {
+            Destination::Flow(f) if !f.is_stream() || self.shared.conns.contains(f.conn) => {
                 self.send_request_on(request, f, reply, stateless);
                 return;
             }
@@ -638,7 +814,12 @@ impl Driver {
             return;
         }
         self.connecting.insert(key, vec![p]);
-        tokio::spawn(connect_tcp(addr, self.shared.clone(), self.net_tx.clone()));
+        tokio::spawn(connect_tcp(
+            addr,
+            self.shared.clone(),
+            self.dispatch.clone(),
+            self.net_tx.clone(),
+        ));
     }
 
     fn send_pending_on(&mut self, p: Pending, flow: Flow) {
@@ -660,7 +841,11 @@ impl Driver {
         reply: Option<Reply<TransactionKey>>,
         stateless: Option<Reply<()>>,
     ) {
-        if let Err(e) = set_sent_by(&mut request, via_token(flow.transport), self.sent_by(&flow)) {
+        // A client transaction's branch names this shard, so that its
+        // responses are dispatched here (stateless sends get no answer).
+        let mark = (self.mark && stateless.is_none()).then_some(self.shard);
+        let token = via_token(flow.transport);
+        if let Err(e) = set_sent_by_and_mark(&mut request, token, self.sent_by(&flow), mark) {
             if let Some(r) = reply {
                 let _ = r.send(Err(e.into()));
             } else if let Some(r) = stateless {
@@ -716,15 +901,12 @@ impl Driver {
             }
             return;
         }
-        let bytes = match self.conns.get(&flow.conn) {
-            Some(c) => match c.writer.try_send(bytes) {
-                Ok(()) => return,
-                // The write queue is full: the peer does not keep up.
-                Err(mpsc::error::TrySendError::Full(_)) => return self.send_failed(key),
-                // The connection is gone (or going).
-                Err(mpsc::error::TrySendError::Closed(b)) => b,
-            },
-            None => bytes,
+        let bytes = match self.shared.conns.try_send(flow.conn, bytes) {
+            Ok(()) => return,
+            // The write queue is full: the peer does not keep up.
+            Err(mpsc::error::TrySendError::Full(_)) => return self.send_failed(key),
+            // The connection is gone (or going).
+            Err(mpsc::error::TrySendError::Closed(b)) => b,
         };
         if is_response(&bytes) {
             // RFC 3261 §18.2.2: "If the connection is no longer open, the
@@ -738,10 +920,7 @@ impl Driver {
     }
 
     fn write_stream(&mut self, flow: Flow, bytes: Bytes, key: Option<TransactionKey>) {
-        let ok = self
-            .conns
-            .get(&flow.conn)
-            .is_some_and(|c| c.writer.try_send(bytes).is_ok());
+        let ok = self.shared.conns.try_send(flow.conn, bytes).is_ok();
         if !ok {
             self.send_failed(key);
         }

@@ -17,6 +17,19 @@
 //!                                                        └───────────────────────────────┘
 //! ```
 //!
+//! ## Sharding
+//!
+//! [`ShardedEndpoint`] runs N such drivers (shards), each with its own
+//! transaction layer, channels and [`Handle`], behind the same sockets:
+//! several reader tasks per UDP socket and the connection tasks parse and
+//! hand each message to the shard that owns its transaction
+//! ([`shard_of`]: requests by a hash of the top Via branch, or of Call-ID,
+//! From tag and CSeq number for RFC 2543; responses by the shard mark
+//! ([`mark_branch`]) that the sending shard put in the branch). Any shard
+//! writes to any connection through a lock-striped registry of
+//! per-connection write queues. A TU runs one task per shard.
+//! [`Endpoint::bind`] is the one-shard case (no branch marks).
+//!
 //! Every channel is bounded. The driver never waits for the TU: when the
 //! event channel is full, a new request is answered `503` (with
 //! `Retry-After`) and other events are dropped and counted. Network tasks
@@ -70,14 +83,16 @@ mod config;
 mod driver;
 mod flow;
 pub mod options;
+mod shard;
 mod stats;
 mod transport;
 pub mod via;
 
 pub use config::{ListenPoint, TransportConfig};
-pub use driver::{Destination, Endpoint, Handle};
+pub use driver::{default_shards, Destination, Endpoint, Handle, ShardedEndpoint};
 pub use flow::{ConnId, Flow};
 pub use habla_transaction::{Event, TransactionKey, Transport};
+pub use shard::{mark_branch, marked_shard, shard_of, MARK};
 pub use stats::StatsSnapshot;
 
 use std::net::SocketAddr;

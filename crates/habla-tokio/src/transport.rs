@@ -12,6 +12,7 @@
 //! task, which talks to the driver with the same [`Input`] values.
 
 use crate::flow::{ConnId, Flow};
+use crate::shard::{ConnRegistry, Dispatch};
 use crate::stats::Stats;
 use crate::via::stamp_received;
 use crate::TransportConfig;
@@ -19,18 +20,22 @@ use bytes::{Bytes, BytesMut};
 use habla_message::{Frame, Message, StreamFramer};
 use habla_transaction::Transport;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
-/// What the driver shares with every network task.
+/// What the driver shards share with every network task.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
     pub(crate) stats: Stats,
+    /// Every open connection's write queue (any shard writes to any).
+    pub(crate) conns: ConnRegistry,
+    /// Set when the last shard stopped: connections close, none registers.
+    pub(crate) closed: AtomicBool,
     open_connections: AtomicUsize,
     next_conn: AtomicU64,
 }
@@ -40,6 +45,8 @@ impl Shared {
         Shared {
             config,
             stats: Stats::default(),
+            conns: ConnRegistry::new(),
+            closed: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
         }
@@ -77,7 +84,7 @@ impl Drop for ConnSlot {
     }
 }
 
-/// What the network tasks tell the driver.
+/// What the network tasks tell a driver shard.
 // A parsed `Message` travels by value (most of its size is the parse
 // cache); boxing it would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
@@ -85,13 +92,9 @@ impl Drop for ConnSlot {
 pub(crate) enum Input {
     /// A parsed message (requests already carry `received`/`rport`).
     Message { message: Message, flow: Flow },
-    /// A connection is open; the writer takes whole messages.
-    ConnUp {
-        flow: Flow,
-        writer: mpsc::Sender<Bytes>,
-    },
-    /// A connection closed.
-    ConnDown { flow: Flow },
+    /// A connection this shard asked for is open (and registered in
+    /// [`Shared::conns`]).
+    ConnUp { flow: Flow },
     /// Connecting to `remote` failed.
     ConnectFailed {
         transport: Transport,
@@ -131,7 +134,7 @@ pub(crate) async fn run_udp(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     shared: Arc<Shared>,
-    net: mpsc::Sender<Input>,
+    net: Dispatch,
 ) {
     // Datagrams are received into a large arena and split off it, so that a
     // packet costs no allocation of its own: one arena serves ~16 full-size
@@ -168,8 +171,9 @@ pub(crate) async fn run_udp(
         };
         match parse(&shared, data, &flow) {
             Ok(message) => {
-                if net.send(Input::Message { message, flow }).await.is_err() {
-                    return;
+                if !net.message(message, flow).await {
+                    // That shard stopped; the others may still run.
+                    shared.count(&shared.stats.events_dropped);
                 }
             }
             Err(Some(reply)) => {
@@ -184,11 +188,7 @@ pub(crate) async fn run_udp(
 }
 
 /// Accepts TCP connections until the driver goes away.
-pub(crate) async fn run_tcp_listener(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    net: mpsc::Sender<Input>,
-) {
+pub(crate) async fn run_tcp_listener(listener: TcpListener, shared: Arc<Shared>, net: Dispatch) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -209,12 +209,19 @@ pub(crate) async fn run_tcp_listener(
             return;
         }
         shared.count(&shared.stats.connections_accepted);
-        spawn_tcp(stream, remote, slot, shared.clone(), net.clone());
+        spawn_tcp(stream, remote, slot, shared.clone(), net.clone(), None);
     }
 }
 
-/// Opens a TCP connection for the driver (which queued what to send on it).
-pub(crate) async fn connect_tcp(remote: SocketAddr, shared: Arc<Shared>, net: mpsc::Sender<Input>) {
+/// Opens a TCP connection for a driver shard (which queued what to send on
+/// it and hears through `notify` when it is open or failed). Messages
+/// received on it go to whichever shard owns them.
+pub(crate) async fn connect_tcp(
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    net: Dispatch,
+    notify: mpsc::Sender<Input>,
+) {
     let fail = |error| Input::ConnectFailed {
         transport: Transport::Tcp,
         remote,
@@ -223,20 +230,20 @@ pub(crate) async fn connect_tcp(remote: SocketAddr, shared: Arc<Shared>, net: mp
     let Some(slot) = ConnSlot::try_new(&shared) else {
         shared.count(&shared.stats.connections_refused);
         let e = std::io::Error::other("max_connections reached");
-        let _ = net.send(fail(e)).await;
+        let _ = notify.send(fail(e)).await;
         return;
     };
     match timeout(shared.config.connect_timeout, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             shared.count(&shared.stats.connections_opened);
-            spawn_tcp(stream, remote, slot, shared, net);
+            spawn_tcp(stream, remote, slot, shared, net, Some(notify));
         }
         Ok(Err(e)) => {
-            let _ = net.send(fail(e)).await;
+            let _ = notify.send(fail(e)).await;
         }
         Err(_) => {
             let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-            let _ = net.send(fail(e)).await;
+            let _ = notify.send(fail(e)).await;
         }
     }
 }
@@ -246,7 +253,8 @@ fn spawn_tcp(
     remote: SocketAddr,
     slot: ConnSlot,
     shared: Arc<Shared>,
-    net: mpsc::Sender<Input>,
+    net: Dispatch,
+    notify: Option<mpsc::Sender<Input>>,
 ) {
     let _ = stream.set_nodelay(true);
     let local = match stream.local_addr() {
@@ -262,7 +270,7 @@ fn spawn_tcp(
         remote,
         conn: shared.next_conn_id(),
     };
-    tokio::spawn(run_stream(stream, flow, slot, shared, net));
+    tokio::spawn(run_stream(stream, flow, slot, shared, net, notify));
 }
 
 /// Why a connection closed.
@@ -284,14 +292,25 @@ pub(crate) async fn run_stream<S>(
     flow: Flow,
     _slot: ConnSlot,
     shared: Arc<Shared>,
-    net: mpsc::Sender<Input>,
+    net: Dispatch,
+    notify: Option<mpsc::Sender<Input>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let cfg = &shared.config;
     let (writer, mut queue) = mpsc::channel::<Bytes>(cfg.write_queue.max(1));
-    if net.send(Input::ConnUp { flow, writer }).await.is_err() {
+    // Registered before the first message is read, so that every shard
+    // can answer over it; removed below when it closes.
+    shared.conns.insert(flow, writer);
+    if shared.closed.load(Ordering::Acquire) {
+        shared.conns.remove(&flow);
         return;
+    }
+    if let Some(n) = notify {
+        if n.send(Input::ConnUp { flow }).await.is_err() {
+            shared.conns.remove(&flow);
+            return;
+        }
     }
     tracing::debug!(%flow, "connection open");
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -330,8 +349,11 @@ pub(crate) async fn run_stream<S>(
                             shared.count(&shared.stats.stream_messages_received);
                             match parse(&shared, bytes, &flow) {
                                 Ok(message) => {
-                                    if net.send(Input::Message { message, flow }).await.is_err() {
-                                        break 'conn Close::Driver;
+                                    if !net.message(message, flow).await {
+                                        if net.is_closed() {
+                                            break 'conn Close::Driver;
+                                        }
+                                        shared.count(&shared.stats.events_dropped);
                                     }
                                 }
                                 Err(Some(reply)) => {
@@ -374,6 +396,7 @@ pub(crate) async fn run_stream<S>(
     };
     // Sends queued from now on fail at once (the driver then reconnects
     // for responses, §18.2.2).
+    shared.conns.remove(&flow);
     drop(queue);
     let stats = &shared.stats;
     match close {
@@ -385,7 +408,6 @@ pub(crate) async fn run_stream<S>(
     }
     tracing::debug!(%flow, reason = ?close, "connection closed");
     let _ = timeout(cfg.write_timeout, wr.shutdown()).await;
-    let _ = net.send(Input::ConnDown { flow }).await;
 }
 
 async fn write<W: AsyncWrite + Unpin>(

@@ -98,8 +98,33 @@ pub fn set_sent_by(
     transport: &str,
     sent_by: SocketAddr,
 ) -> Result<(), habla_message::Error> {
+    set_sent_by_and_mark(msg, transport, sent_by, None)
+}
+
+/// [`set_sent_by`], and with `Some(shard)` the branch marked for that
+/// driver shard ([`crate::shard::mark_branch`]) so that responses find the
+/// shard holding the client transaction.
+pub(crate) fn set_sent_by_and_mark(
+    msg: &mut Message,
+    transport: &str,
+    sent_by: SocketAddr,
+    shard: Option<usize>,
+) -> Result<(), habla_message::Error> {
     let via = msg.top_via()?;
-    let params: Vec<_> = via.params().iter().collect();
+    let marked = match (shard, via.branch()) {
+        (Some(s), Some(b)) if b.starts_with(habla_message::MAGIC_COOKIE) => {
+            Some(crate::shard::mark_branch(b, s))
+        }
+        _ => None,
+    };
+    let params: Vec<_> = via
+        .params()
+        .iter()
+        .map(|(n, v)| match &marked {
+            Some(m) if n.eq_ignore_ascii_case("branch") => (n, Some(m.as_str())),
+            _ => (n, v),
+        })
+        .collect();
     let head = format!(
         "{}/{}/{} {}",
         via.protocol_name(),

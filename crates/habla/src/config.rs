@@ -23,6 +23,10 @@ pub struct Config {
     pub timers: TimersSection,
     pub limits: LimitsSection,
     pub log: LogSection,
+    /// RFC 3263 resolution of next hops (`[dns]`).
+    pub dns: crate::resolve::DnsSection,
+    /// Proxy routing (`[proxy]`): the outbound proxy.
+    pub proxy: crate::resolve::ProxySection,
 }
 
 impl Default for Config {
@@ -40,6 +44,8 @@ impl Default for Config {
             timers: TimersSection::default(),
             limits: LimitsSection::default(),
             log: LogSection::default(),
+            dns: Default::default(),
+            proxy: Default::default(),
         }
     }
 }
@@ -151,6 +157,9 @@ pub struct LimitsSection {
     pub max_headers: usize,
     pub max_connections: usize,
     pub max_transactions: usize,
+    /// Transaction shards (driver + transaction-user task pairs); 0 = one
+    /// per available core.
+    pub workers: usize,
 }
 
 impl Default for LimitsSection {
@@ -160,6 +169,7 @@ impl Default for LimitsSection {
             max_headers: 256,
             max_connections: 10_000,
             max_transactions: 100_000,
+            workers: 0,
         }
     }
 }
@@ -223,6 +233,7 @@ impl Config {
                 "`auth.algorithms`: {a:?} is not MD5, MD5-sess, SHA-256 or SHA-256-sess"
             );
         }
+        self.proxy.outbound_uri()?;
         for net in &self.auth.trusted_networks {
             net.parse::<habla_auth::Cidr>()
                 .map_err(|e| anyhow::anyhow!("{e}"))

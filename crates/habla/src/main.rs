@@ -1,6 +1,7 @@
 //! The `habla` binary: one command line over habla's crates.
 
 mod config;
+mod resolve;
 mod serve;
 mod ua;
 mod users;
@@ -43,6 +44,9 @@ enum Command {
         /// Turn digest authentication off (labs only).
         #[arg(long)]
         no_auth: bool,
+        /// Worker shards (0 = one per core; replaces `[limits] workers`).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
     /// Manage subscribers (only password hashes are stored).
     User {
@@ -135,6 +139,7 @@ fn main() -> Result<()> {
             database,
             domains,
             no_auth,
+            workers,
         } => {
             let mut cfg = load_config(config.as_ref())?;
             if !listen.is_empty() {
@@ -146,6 +151,9 @@ fn main() -> Result<()> {
             cfg.domains.extend(domains);
             if no_auth {
                 cfg.auth.enabled = false;
+            }
+            if let Some(w) = workers {
+                cfg.limits.workers = w;
             }
             if let Some(f) = cli.log_format {
                 cfg.log.format = f;

@@ -15,12 +15,13 @@ use habla_registrar::{
 };
 use habla_store::{Durability, SqliteLocationService, StoreConfig, UserStore};
 use habla_tokio::{
-    Destination, Endpoint, Event, Flow, Handle, ListenPoint, TransactionKey, TransportConfig,
+    Destination, Endpoint, Event, Flow, Handle, ListenPoint, ShardedEndpoint, TransactionKey,
+    TransportConfig,
 };
 use habla_transaction::Transport;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -203,10 +204,57 @@ fn reachable_over_flow(contact: &str, source: Option<&str>) -> Option<String> {
 }
 
 /// Most registered flows remembered (to reach a contact over the
-/// connection it registered on); beyond, the oldest are forgotten and the
-/// contact address is used.
+/// connection it registered on); beyond, a stripe is forgotten at once and
+/// the contact address is used.
 const MAX_FLOWS: usize = 100_000;
+const FLOW_STRIPES: usize = 64;
 
+/// Registered flows by token, shared by every worker: a REGISTER handled
+/// on one worker makes its flow reachable from the worker that forwards an
+/// INVITE to it. Lock-striped: workers contend only on the same stripe,
+/// and only for a map operation.
+struct FlowMap {
+    stripes: Box<[RwLock<HashMap<String, Flow>>]>,
+}
+
+impl FlowMap {
+    fn new() -> FlowMap {
+        FlowMap {
+            stripes: (0..FLOW_STRIPES)
+                .map(|_| RwLock::new(HashMap::new()))
+                .collect(),
+        }
+    }
+
+    fn stripe(&self, token: &str) -> &RwLock<HashMap<String, Flow>> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(token);
+        &self.stripes[(h % FLOW_STRIPES as u64) as usize]
+    }
+
+    fn get(&self, token: &str) -> Option<Flow> {
+        let s = self.stripe(token).read().unwrap_or_else(|e| e.into_inner());
+        s.get(token).copied()
+    }
+
+    fn insert(&self, token: String, flow: Flow) {
+        let mut s = self
+            .stripe(&token)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if s.get(&token) == Some(&flow) {
+            return;
+        }
+        if s.len() >= MAX_FLOWS / FLOW_STRIPES {
+            s.clear();
+        }
+        s.insert(token, flow);
+    }
+}
+
+/// One worker's transaction user: its own proxy, authentication state and
+/// user-store connection, over one shard of the endpoint; the location
+/// service and the flow map are shared by every worker.
 struct Server {
     cfg: Config,
     handle: Handle,
@@ -214,10 +262,66 @@ struct Server {
     users: Arc<UserStore>,
     registrar: RegistrarConfig,
     local: LocalNames,
-    secret: [u8; 32],
-    auth: HashMap<String, (DigestServer, AuthState)>,
+    auth: Arc<Realms>,
     proxy: Proxy<Location>,
-    flows: HashMap<String, Flow>,
+    router: Router,
+}
+
+/// The digest engines, one per realm (the realm is the domain), created on
+/// first use and shared by every worker. The map is read-locked to find a
+/// realm; each realm's state is striped inside (`AuthState`).
+struct Realms {
+    secret: [u8; 32],
+    cfg: crate::config::AuthSection,
+    map: std::sync::RwLock<HashMap<String, Arc<(DigestServer, AuthState)>>>,
+}
+
+impl Realms {
+    fn get(&self, realm: &str) -> Arc<(DigestServer, AuthState)> {
+        if let Some(r) = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(realm)
+        {
+            return r.clone();
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(realm.to_string())
+            .or_insert_with(|| {
+                let cfg = &self.cfg;
+                let mut a = AuthConfig::new(realm);
+                a.nonce_lifetime = cfg.nonce_lifetime;
+                a.challenge_methods = cfg.challenge.clone();
+                a.algorithms = cfg
+                    .algorithms
+                    .iter()
+                    .filter_map(|x| habla_auth::Algorithm::parse(x))
+                    .collect();
+                if let Ok(t) = habla_auth::TrustedNetworks::parse(&cfg.trusted_networks) {
+                    a.trusted_networks = t;
+                }
+                a.throttle = ThrottlePolicy {
+                    max_failures: cfg.max_failures,
+                    window: cfg.failure_window,
+                    block_for: cfg.block_for,
+                };
+                let server =
+                    DigestServer::new(a, &self.secret).expect("a 32-byte secret is accepted");
+                let state = server.new_state();
+                Arc::new((server, state))
+            })
+            .clone()
+    }
+}
+
+/// Where next hops are. Apart from [`Server`] because it is used across
+/// awaits (name lookups) and must be `Sync`, which a proxy holding parsed
+/// messages is not.
+struct Router {
+    flows: Arc<FlowMap>,
+    /// RFC 3263 resolution of next hops named by host name (shared cache).
+    resolver: crate::resolve::Resolver,
 }
 
 pub async fn serve(cfg: Config) -> Result<()> {
@@ -269,7 +373,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
     xcfg.timers.t2 = Duration::from_millis(cfg.timers.t2_ms);
     xcfg.timers.t4 = Duration::from_millis(cfg.timers.t4_ms);
     xcfg.max_transactions = cfg.limits.max_transactions;
-    let mut endpoint = match Endpoint::bind(tcfg.clone(), xcfg).await {
+    let workers = cfg.limits.workers;
+    let endpoint = match ShardedEndpoint::bind(tcfg.clone(), xcfg, workers).await {
         Ok(e) => e,
         // IPv6 may be absent: retry with the IPv4 addresses only.
         Err(e)
@@ -277,7 +382,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         {
             tracing::warn!("not listening on IPv6: {e}");
             tcfg.listen.retain(|p| p.addr.is_ipv4());
-            Endpoint::bind(tcfg, xcfg)
+            ShardedEndpoint::bind(tcfg, xcfg, workers)
                 .await
                 .context("cannot listen; pass --listen with a free address")?
         }
@@ -297,6 +402,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         );
         let _ = out.flush();
     }
+    tracing::info!("{} worker(s)", endpoint.len());
     let local = LocalNames::new(&cfg, &bound);
     let proxy_cfg = ProxyConfig {
         identity: LocalIdentity {
@@ -310,34 +416,65 @@ pub async fn serve(cfg: Config) -> Result<()> {
         },
         server: Some(AGENT.into()),
         allow: ALLOW.into(),
+        outbound_proxy: cfg.proxy.outbound_uri()?,
         ..ProxyConfig::default()
     };
-    let proxy = Proxy::new(
-        proxy_cfg,
-        Location {
-            store: location.clone(),
-            users: users.clone(),
-            auth_enabled: cfg.auth.enabled,
-        },
-        u64::from_le_bytes(random_bytes()),
-    );
-    let mut server = Server {
-        proxy,
-        flows: HashMap::new(),
-        handle: endpoint.handle(),
-        location: location.clone(),
-        users,
-        registrar: RegistrarConfig {
-            min_expires: cfg.registrar.min_expires,
-            max_expires: cfg.registrar.max_expires,
-            default_expires: cfg.registrar.default_expires,
-            max_bindings_per_aor: cfg.registrar.max_bindings_per_aor,
-        },
-        local,
+    // One seed for every worker's proxy: the loop-detecting part of the
+    // branches (RFC 3261 §16.6 step 8) must be the same whichever worker
+    // sees a looped request again; the branches stay unique because each
+    // shard marks its own.
+    let seed = u64::from_le_bytes(random_bytes());
+    // One digest engine and one replay/throttle state per realm, shared by
+    // every worker: a nonce issued by one verifies on any other, a replay
+    // is caught whichever worker sees it, failures count once per source.
+    let realms = Arc::new(Realms {
         secret: random_bytes(),
-        auth: HashMap::new(),
-        cfg,
+        cfg: cfg.auth.clone(),
+        map: std::sync::RwLock::new(HashMap::new()),
+    });
+    let flows = Arc::new(FlowMap::new());
+    let resolver = crate::resolve::Resolver::new(&cfg.dns);
+    let registrar = RegistrarConfig {
+        min_expires: cfg.registrar.min_expires,
+        max_expires: cfg.registrar.max_expires,
+        default_expires: cfg.registrar.default_expires,
+        max_bindings_per_aor: cfg.registrar.max_bindings_per_aor,
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for (i, shard) in endpoint.into_shards().into_iter().enumerate() {
+        // Each worker its own SQLite connection for subscriber lookups
+        // (WAL readers do not block each other).
+        let users = if i == 0 {
+            users.clone()
+        } else {
+            Arc::new(UserStore::open(&store_cfg)?)
+        };
+        let proxy = Proxy::new(
+            proxy_cfg.clone(),
+            Location {
+                store: location.clone(),
+                users: users.clone(),
+                auth_enabled: cfg.auth.enabled,
+            },
+            seed,
+        );
+        let server = Server {
+            proxy,
+            router: Router {
+                flows: flows.clone(),
+                resolver: resolver.clone(),
+            },
+            handle: shard.handle(),
+            location: location.clone(),
+            users,
+            registrar: registrar.clone(),
+            local: local.clone(),
+            auth: realms.clone(),
+            cfg: cfg.clone(),
+        };
+        workers.push(tokio::spawn(server.run(shard, stop_rx.clone())));
+    }
     let mut term = terminate_signal();
     loop {
         let next_expiry = location
@@ -345,21 +482,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
             .map(|t| t.saturating_sub(unix_now()))
             .unwrap_or(60)
             .clamp(1, 60);
-        let proxy_deadline = server.proxy.poll_timeout();
         tokio::select! {
-            _ = async {
-                match proxy_deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => {
-                server.proxy.handle_timeout(Instant::now());
-                server.drain().await;
-            }
-            ev = endpoint.recv() => match ev {
-                Some(ev) => server.on_event(ev).await,
-                None => break,
-            },
             _ = tokio::time::sleep(Duration::from_secs(next_expiry)) => {
                 let now = unix_now();
                 let n = location.expire(now);
@@ -373,10 +496,41 @@ pub async fn serve(cfg: Config) -> Result<()> {
         }
     }
     tracing::info!("stopping: finishing transactions");
+    let _ = stop_tx.send(true);
     // Let running transactions finish (bounded), then flush the database.
-    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        for w in workers {
+            if let Ok(shard) = w.await {
+                shard.shutdown().await;
+            }
+        }
+    })
+    .await;
     location.close();
     Ok(())
+}
+
+impl Router {
+    /// Where a next hop is: the registered flow, an IP literal, or RFC 3263
+    /// (NAPTR, SRV, A/AAAA: `resolve.rs`) for a host name.
+    async fn destination(&self, hop: &NextHop) -> Option<Destination> {
+        if let Some(f) = hop.flow.as_ref().and_then(|f| self.flows.get(f)) {
+            return Some(Destination::Flow(f));
+        }
+        let port = hop.port.unwrap_or(if hop.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        });
+        let host = hop.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(Destination::Address(
+                hop.transport,
+                SocketAddr::new(ip, port),
+            ));
+        }
+        self.resolver.destination(hop).await
+    }
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -438,6 +592,35 @@ fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
 }
 
 impl Server {
+    /// One worker: this shard's events, the proxy's timers, until told to
+    /// stop. Returns the shard for a clean shutdown.
+    async fn run(
+        mut self,
+        mut shard: Endpoint,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Endpoint {
+        loop {
+            let proxy_deadline = self.proxy.poll_timeout();
+            tokio::select! {
+                _ = async {
+                    match proxy_deadline {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    self.proxy.handle_timeout(Instant::now());
+                    self.drain().await;
+                }
+                ev = shard.recv() => match ev {
+                    Some(ev) => self.on_event(ev).await,
+                    None => break,
+                },
+                _ = stop.changed() => break,
+            }
+        }
+        shard
+    }
+
     async fn on_event(&mut self, ev: Event<Flow>) {
         let now = Instant::now();
         match ev {
@@ -534,7 +717,8 @@ impl Server {
         }
         let now = unix_now();
         let users = self.users.clone();
-        let (server, state) = self.auth_for(&from_domain);
+        let realm = self.auth_for(&from_domain);
+        let (server, state) = (&realm.0, &realm.1);
         let d = server.authenticate(state, req, flow.remote.ip(), now, |username| {
             let u = users.get(username, &from_domain).ok()??;
             Ha1::from_hex(&u.ha1_md5, &u.ha1_sha256)
@@ -574,7 +758,7 @@ impl Server {
                     request,
                     next_hop,
                 } => {
-                    let sent = match self.destination(&next_hop).await {
+                    let sent = match self.router.destination(&next_hop).await {
                         Some(dest) => self.handle.send_request(request, dest).await.ok(),
                         None => None,
                     };
@@ -592,12 +776,12 @@ impl Server {
                 Action::Cancel {
                     request, next_hop, ..
                 } => {
-                    if let Some(dest) = self.destination(&next_hop).await {
+                    if let Some(dest) = self.router.destination(&next_hop).await {
                         let _ = self.handle.send_request(request, dest).await;
                     }
                 }
                 Action::ForwardStateless { request, next_hop } => {
-                    if let Some(dest) = self.destination(&next_hop).await {
+                    if let Some(dest) = self.router.destination(&next_hop).await {
                         let _ = self.handle.send_stateless(request, dest).await;
                     }
                 }
@@ -618,31 +802,6 @@ impl Server {
         }
     }
 
-    /// Where a next hop is: the registered flow, an IP literal, or the
-    /// host's A/AAAA records (RFC 3263 SRV/NAPTR lookups are not done yet).
-    async fn destination(&self, hop: &NextHop) -> Option<Destination> {
-        if let Some(f) = hop.flow.as_ref().and_then(|f| self.flows.get(f)) {
-            return Some(Destination::Flow(*f));
-        }
-        let port = hop.port.unwrap_or(if hop.transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        });
-        let host = hop.host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Some(Destination::Address(
-                hop.transport,
-                SocketAddr::new(ip, port),
-            ));
-        }
-        let addrs = tokio::net::lookup_host((host, port)).await.ok()?;
-        addrs
-            .into_iter()
-            .next()
-            .map(|a| Destination::Address(hop.transport, a))
-    }
-
     fn simple(&self, key: TransactionKey, req: &Message, code: u16, warning: Option<&str>) {
         let mut b = req.response(code).to_tag(req, &random_token());
         if let Some(w) = warning {
@@ -653,30 +812,8 @@ impl Server {
         }
     }
 
-    fn auth_for(&mut self, realm: &str) -> &mut (DigestServer, AuthState) {
-        let secret = self.secret;
-        let cfg = &self.cfg.auth;
-        self.auth.entry(realm.to_string()).or_insert_with(|| {
-            let mut a = AuthConfig::new(realm);
-            a.nonce_lifetime = cfg.nonce_lifetime;
-            a.challenge_methods = cfg.challenge.clone();
-            a.algorithms = cfg
-                .algorithms
-                .iter()
-                .filter_map(|x| habla_auth::Algorithm::parse(x))
-                .collect();
-            if let Ok(t) = habla_auth::TrustedNetworks::parse(&cfg.trusted_networks) {
-                a.trusted_networks = t;
-            }
-            a.throttle = ThrottlePolicy {
-                max_failures: cfg.max_failures,
-                window: cfg.failure_window,
-                block_for: cfg.block_for,
-            };
-            let server = DigestServer::new(a, &secret).expect("a 32-byte secret is accepted");
-            let state = server.new_state();
-            (server, state)
-        })
+    fn auth_for(&self, realm: &str) -> Arc<(DigestServer, AuthState)> {
+        self.auth.get(realm)
     }
 
     fn on_register(&mut self, key: TransactionKey, req: &Message, flow: &Flow) {
@@ -715,7 +852,8 @@ impl Server {
         // Steps 3-4: authentication, and the user may only register its own AOR.
         if self.cfg.auth.enabled {
             let users = self.users.clone();
-            let (server, state) = self.auth_for(&domain);
+            let realm = self.auth_for(&domain);
+            let (server, state) = (&realm.0, &realm.1);
             let d = server.authenticate(state, req, flow.remote.ip(), now, |username| {
                 let u = users.get(username, &domain).ok()??;
                 Ha1::from_hex(&u.ha1_md5, &u.ha1_sha256)
@@ -744,10 +882,7 @@ impl Server {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let source = flow.to_string();
-        if self.flows.len() >= MAX_FLOWS {
-            self.flows.clear();
-        }
-        self.flows.insert(source.clone(), *flow);
+        self.router.flows.insert(source.clone(), *flow);
         let cfg = self.registrar.clone();
         let decision = self.location.register(
             &aor,

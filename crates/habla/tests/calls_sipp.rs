@@ -62,6 +62,10 @@ fn free_port() -> u16 {
 }
 
 fn start_server(dir: &Path) -> Server {
+    start_server_with(dir, &[])
+}
+
+fn start_server_with(dir: &Path, extra: &[&str]) -> Server {
     let db = dir.join("habla.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_habla"))
         .args([
@@ -72,6 +76,7 @@ fn start_server(dir: &Path) -> Server {
             "--database",
         ])
         .arg(&db)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -388,4 +393,55 @@ fn forked_call_to_two_contacts_is_answered_by_one_and_cancelled_at_the_other() {
     .passes();
     answers.passes();
     rings.passes();
+}
+
+/// `habla serve --workers 4`: concurrent REGISTERs from many sources (each
+/// lands on the worker its branch hashes to; the bindings are shared), then
+/// calls over UDP and TCP, a busy callee and a CANCEL, all at once, through
+/// whichever workers their transactions hash to.
+#[test]
+fn four_workers_carry_concurrent_registrations_and_calls() {
+    let Some(bin) = sipp() else { return };
+    let dir = temp_dir("workers");
+    let server = start_server_with(&dir, &["--workers", "4"]);
+    std::thread::scope(|s| {
+        for t in 0..8u16 {
+            let server = &server;
+            s.spawn(move || {
+                for n in 1..=10u32 {
+                    register(server, &format!("load{t}"), 20_000 + t, "udp", n);
+                }
+            });
+        }
+    });
+    let cases = [
+        ("uas.xml", "u1", "udp", "fay", None),
+        ("uas.xml", "t1", "tcp", "gus", None),
+        ("uas_busy.xml", "u1", "udp", "hal", Some(486)),
+        ("uas_ring.xml", "t1", "tcp", "ivy", Some(0)),
+    ];
+    let mut running = Vec::new();
+    for (uas_sf, mode, transport, user, outcome) in cases {
+        let port = free_port();
+        let callee = uas(
+            &bin,
+            &scenario(uas_sf),
+            port,
+            mode,
+            &dir,
+            &format!("uas-{user}"),
+        );
+        register(&server, user, port, transport, 1);
+        let sf = match outcome {
+            None => scenario("uac.xml"),
+            Some(0) => scenario("uac_cancel.xml"),
+            Some(code) => final_scenario(&dir, code),
+        };
+        let caller = uac(&bin, &sf, user, &server, mode, &dir, &format!("uac-{user}"));
+        running.push((caller, callee));
+    }
+    for (caller, callee) in running {
+        caller.passes();
+        callee.passes();
+    }
 }

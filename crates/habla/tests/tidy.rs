@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("habla-transaction", 1),
     ("habla-dialog", 2),
     ("habla-auth", 1),
+    ("habla-locate", 2),
     ("habla-registrar", 2),
     ("habla-proxy", 3),
     ("habla-store", 4),

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Methods a habla UA accepts.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE";
 
 /// Responses kept for a transaction key nobody has claimed yet (a response
 /// can overtake [`Handle::send_request`]'s answer on loopback).

@@ -20,10 +20,18 @@
 //!                      jitter buffer → recording, RFC 4733 DTMF, symmetric RTP
 //! ```
 //!
-//! Not here yet: early media (183 with SDP is reported, not played),
-//! hold/resume initiated by us (re-INVITEs from the peer are answered),
-//! session timers (RFC 4028: the peer's refreshes are answered 200), RTCP,
-//! late offers (INVITE without SDP gets 488), SRV/NAPTR lookups.
+//! In a call: early media (a provisional response with SDP starts the
+//! media before the 2xx), hold/resume both ways by re-INVITE (RFC 3264
+//! §8.4; [`CallControl::hold`], the peer's re-INVITE or UPDATE moves or
+//! silences our stream), 491 on glare and retry after the RFC 3261 §14.1
+//! delay, session timers (RFC 4028: we refresh at half the interval when we
+//! are the refresher, answer the peer's refreshes, end the call when they
+//! stop), RTCP SR/RR every ~5 s on RTP port + 1 (the peer's view of our
+//! stream lands in [`MediaReport::peer`]).
+//!
+//! Not here yet: late offers (INVITE without SDP gets 488), reliable
+//! provisional responses (100rel/PRACK), SRV/NAPTR lookups, 422/Min-SE
+//! (any interval the peer asks for is accepted).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,9 +47,11 @@ pub use agent::{
     Identity, Incoming, IncomingCall, TxEvent, UaConfig, UserAgent, ALLOW,
 };
 pub use call::{
-    answer, ignore_events, place_call, AnswerOptions, CallEvent, CallOptions, CallReport, Ending,
-    EventSink,
+    answer, ignore_events, place_call, AnswerOptions, CallControl, CallEvent, CallOptions,
+    CallReport, Ending, EventSink,
 };
 pub use error::UaError;
-pub use media::{AudioSource, MediaConfig, MediaReport, MediaStats, RtpSocket};
+pub use media::{
+    AudioSource, LiveStats, MediaConfig, MediaReport, MediaStats, PeerReport, RtpSocket,
+};
 pub use register::{RegisterOutcome, Registration};

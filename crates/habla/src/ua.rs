@@ -7,12 +7,14 @@ use clap::Args;
 use habla_message::{Message, Uri};
 use habla_transaction::Transport;
 use habla_ua::{
-    AnswerOptions, AudioSource, CallEvent, CallOptions, CallReport, Credentials, Ending, EventSink,
-    Identity, Incoming, MediaConfig, Registration, UaConfig, UaError, UserAgent,
+    AnswerOptions, AudioSource, CallControl, CallEvent, CallOptions, CallReport, Credentials,
+    Ending, EventSink, Identity, Incoming, MediaConfig, Registration, UaConfig, UaError, UserAgent,
 };
+use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Exit codes of the UA commands.
@@ -94,6 +96,12 @@ pub struct CallArgs {
     /// DTMF digits to send (RFC 4733) half a second after the answer.
     #[arg(long)]
     dtmf: Option<String>,
+    /// Put the peer on hold (re-INVITE, a=sendonly) this long after the answer.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    hold_after: Option<Duration>,
+    /// Take the peer off hold this long after the answer.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    resume_after: Option<Duration>,
     #[command(flatten)]
     common: Common,
 }
@@ -127,6 +135,12 @@ pub struct AnswerArgs {
     /// Do not register (wait for calls sent to the local address).
     #[arg(long)]
     no_register: bool,
+    /// Put the peer on hold (re-INVITE, a=sendonly) this long after the answer.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    hold_after: Option<Duration>,
+    /// Take the peer off hold this long after the answer.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    resume_after: Option<Duration>,
     #[command(flatten)]
     common: Common,
 }
@@ -296,14 +310,27 @@ fn write_recording(path: &Path, samples: &[i16]) -> Result<()> {
 
 fn media_summary(r: &CallReport) -> String {
     match &r.media {
-        Some(m) => format!(
-            "rtp sent {} received {} lost {} jitter {:.1} ms; dtmf {:?}",
-            m.stats.packets_sent,
-            m.stats.packets_received,
-            m.stats.lost,
-            m.stats.jitter_ms,
-            m.dtmf_received
-        ),
+        Some(m) => {
+            let peer = match &m.peer {
+                Some(p) => format!(
+                    "; peer reports lost {} ({:.1}%) jitter {:.1} ms",
+                    p.cumulative_lost,
+                    p.fraction_lost * 100.0,
+                    p.jitter_ms
+                ),
+                None => String::new(),
+            };
+            format!(
+                "rtp sent {} received {} lost {} jitter {:.1} ms; rtcp sent {} received {}{peer}; dtmf {:?}",
+                m.stats.packets_sent,
+                m.stats.packets_received,
+                m.stats.lost,
+                m.stats.jitter_ms,
+                m.stats.rtcp_sent,
+                m.stats.rtcp_received,
+                m.dtmf_received
+            )
+        }
         None => "no media".into(),
     }
 }
@@ -319,14 +346,180 @@ fn ending(e: Ending) -> &'static str {
     }
 }
 
-fn printer() -> EventSink {
-    Arc::new(|e| match e {
-        CallEvent::Progress(code, reason) => println!("progress {code} {reason}"),
-        CallEvent::Answered => println!("answered"),
-        CallEvent::Dtmf(c) => println!("dtmf {c}"),
-        CallEvent::Message(t) => println!("message in call: {t}"),
-        _ => {}
-    })
+/// Where a call stands, for the progress line.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Calling,
+    Ringing,
+    Early,
+    InCall,
+}
+
+/// Event lines, and on a terminal a progress line kept at the bottom
+/// (rewritten in place every half second); plain lines otherwise.
+#[derive(Clone)]
+struct Output {
+    tty: bool,
+    state: Arc<Mutex<(Phase, tokio::time::Instant, bool)>>,
+    control: CallControl,
+}
+
+impl Output {
+    fn new(control: CallControl) -> Output {
+        Output {
+            tty: std::io::stdout().is_terminal(),
+            state: Arc::new(Mutex::new((
+                Phase::Calling,
+                tokio::time::Instant::now(),
+                false,
+            ))),
+            control,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        if self.tty {
+            // Clear the progress line first.
+            let _ = write!(out, "\r\x1b[K");
+        }
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    fn set(&self, phase: Phase) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = (phase, tokio::time::Instant::now(), s.2);
+        }
+    }
+
+    fn progress_text(&self) -> String {
+        let (phase, since, held) = *self.state.lock().expect("state lock");
+        let secs = since.elapsed().as_secs();
+        let live = self.control.live();
+        let counts = format!("rtp sent {} received {}", live.sent(), live.received());
+        match phase {
+            Phase::Calling => format!("calling... {secs} s"),
+            Phase::Ringing => format!("ringing... {secs} s"),
+            Phase::Early => format!("early media {secs} s; {counts}"),
+            Phase::InCall => format!(
+                "in call {:02}:{:02}{}; {counts}",
+                secs / 60,
+                secs % 60,
+                if held { " (hold)" } else { "" }
+            ),
+        }
+    }
+
+    /// Rewrites the progress line every half second (terminals only)
+    /// until the returned task is aborted.
+    fn spawn_progress(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.tty {
+            return None;
+        }
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "\r\x1b[K{}", me.progress_text());
+                let _ = out.flush();
+            }
+        }))
+    }
+
+    fn clear_progress(&self) {
+        if self.tty {
+            print!("\r\x1b[K");
+            let _ = std::io::stdout().flush();
+        }
+    }
+
+    /// The event sink: one line per event; schedules hold/resume after the answer.
+    fn sink(&self, hold_after: Option<Duration>, resume_after: Option<Duration>) -> EventSink {
+        let me = self.clone();
+        Arc::new(move |e| match e {
+            CallEvent::Progress(code, reason) => {
+                if code == 180 {
+                    me.set(Phase::Ringing);
+                }
+                me.line(&format!("progress {code} {reason}"))
+            }
+            CallEvent::EarlyMedia(code) => {
+                me.set(Phase::Early);
+                me.line(&format!("early media ({code})"))
+            }
+            CallEvent::Answered => {
+                let early = matches!(me.state.lock().map(|s| s.0), Ok(Phase::Early));
+                me.set(Phase::InCall);
+                if early {
+                    let live = me.control.live();
+                    me.line(&format!(
+                        "answered (early media: rtp sent {} received {})",
+                        live.sent(),
+                        live.received()
+                    ));
+                } else {
+                    me.line("answered");
+                }
+                schedule_hold(&me.control, hold_after, resume_after);
+            }
+            CallEvent::Dtmf(c) => me.line(&format!("dtmf {c}")),
+            CallEvent::Message(t) => me.line(&format!("message in call: {t}")),
+            CallEvent::Held | CallEvent::HeldByPeer => {
+                if let Ok(mut s) = me.state.lock() {
+                    s.2 = true;
+                }
+                me.line(if e == CallEvent::Held {
+                    "held"
+                } else {
+                    "held by peer"
+                })
+            }
+            CallEvent::Resumed | CallEvent::ResumedByPeer => {
+                if let Ok(mut s) = me.state.lock() {
+                    s.2 = false;
+                }
+                me.line(if e == CallEvent::Resumed {
+                    "resumed"
+                } else {
+                    "resumed by peer"
+                })
+            }
+            CallEvent::ReinviteFailed(code) => me.line(&format!("re-INVITE failed: {code}")),
+            CallEvent::SessionRefreshed(true) => me.line("session refreshed"),
+            CallEvent::SessionRefreshed(false) => me.line("session refreshed by peer"),
+            _ => {}
+        })
+    }
+}
+
+/// Hold and resume `hold_after` / `resume_after` from now (the answer).
+fn schedule_hold(
+    control: &CallControl,
+    hold_after: Option<Duration>,
+    resume_after: Option<Duration>,
+) {
+    if hold_after.is_none() && resume_after.is_none() {
+        return;
+    }
+    let control = control.clone();
+    let start = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        let mut steps: Vec<(Duration, bool)> = Vec::new();
+        steps.extend(hold_after.map(|d| (d, true)));
+        steps.extend(resume_after.map(|d| (d, false)));
+        steps.sort_by_key(|s| s.0);
+        for (at, hold) in steps {
+            tokio::time::sleep_until(start + at).await;
+            if hold {
+                control.hold();
+            } else {
+                control.resume();
+            }
+        }
+    });
 }
 
 /// `habla register`: register, refresh until Ctrl-C, unregister.
@@ -388,12 +581,26 @@ pub async fn call(args: CallArgs) -> Result<Exit> {
         dtmf: args.dtmf.clone(),
         ..MediaConfig::default()
     };
+    let control = CallControl::new();
+    let output = Output::new(control.clone());
     let opts = CallOptions {
         target: target.clone(),
         duration: Some(args.duration),
         media,
+        control,
     };
-    let report = habla_ua::place_call(&ua, opts, printer(), ctrl_c()).await;
+    let progress = output.spawn_progress();
+    let report = habla_ua::place_call(
+        &ua,
+        opts,
+        output.sink(args.hold_after, args.resume_after),
+        ctrl_c(),
+    )
+    .await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+    output.clear_progress();
     ua.shutdown().await;
     let report = match report {
         Ok(r) => r,
@@ -495,6 +702,8 @@ pub async fn answer(args: AnswerArgs) -> Result<Exit> {
                     let from = call.request.from().map(|f| f.uri().as_str().to_owned()).unwrap_or_default();
                     println!("call {n} from {from}");
                     let record = args.record.as_ref().map(|r| PathBuf::from(r.replace("%n", &n.to_string())));
+                    let control = CallControl::new();
+                    let sink = Output::new(control.clone()).sink(args.hold_after, args.resume_after);
                     let opts = AnswerOptions {
                         after: args.after,
                         reject: args.reject,
@@ -504,12 +713,13 @@ pub async fn answer(args: AnswerArgs) -> Result<Exit> {
                             record: record.is_some(),
                             ..MediaConfig::default()
                         },
+                        control,
                     };
                     let ua = ua.clone();
                     let mut stop = stop_rx.clone();
                     calls.spawn(async move {
                         let hangup = async move { let _ = stop.changed().await; };
-                        match habla_ua::answer(&ua, call, opts, printer(), hangup).await {
+                        match habla_ua::answer(&ua, call, opts, sink, hangup).await {
                             Ok(report) => {
                                 let mut saved = String::new();
                                 if let (Some(path), Some(m)) = (&record, &report.media) {

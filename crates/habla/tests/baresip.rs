@@ -3,7 +3,11 @@
 //! (auto-answer), the call is established on both sides (the 2xx ACK and
 //! the BYE follow habla's Record-Route), the caller hangs up and both see
 //! the call end (the BYE is answered 200); a MESSAGE from one reaches the
-//! other. A wrong password never registers.
+//! other. A wrong password never registers. habla's own user agent calls a
+//! baresip that plays a 1 kHz file and records it, and a baresip calls
+//! `habla answer`, which records baresip's tone until baresip hangs up at
+//! the end of its file: each recording holds at least 1.5 s of 1 kHz
+//! (Goertzel).
 //!
 //! A missing `baresip` (Debian `baresip-core`) skips these tests with a
 //! message, unless `HABLA_REQUIRE_PEERS=1` (set by `.ci/run`), which makes
@@ -657,5 +661,223 @@ fn a_baresip_with_a_wrong_password_does_not_register() {
         fetched.contacts().map(|c| c.is_empty()).unwrap_or(true),
         "carol has a binding: {:?}",
         fetched.header("Contact")
+    );
+}
+
+/// A habla UA command whose stdout lines arrive on a channel; killed on drop.
+struct HablaUa {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for HablaUa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl HablaUa {
+    fn spawn(args: &[&str]) -> HablaUa {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_habla"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        HablaUa {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line containing `needle`.
+    fn wait_for(&mut self, needle: &str, what: &dyn Fn() -> String) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no habla line with {needle:?} within {WAIT:?}; saw {:?}\n{}",
+                    self.seen,
+                    what()
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the exit; returns the code.
+    fn exit_code(&mut self, what: &dyn Fn() -> String) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                    self.seen.push(l);
+                }
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "habla did not exit; saw {:?}\n{}",
+                self.seen,
+                what()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The recording holds at least 1.5 s of 20 ms frames dominated by 1 kHz.
+fn assert_tone(path: &Path) {
+    use habla_media::tone::{dominant_frequency, tone_fraction};
+    let rec = habla_media::wav::read_wav(File::open(path).unwrap(), 3600).unwrap();
+    let toned: Vec<&[i16]> = rec
+        .chunks_exact(160)
+        .filter(|f| tone_fraction(f, 1000.0, 8000) > 0.5)
+        .collect();
+    assert!(
+        toned.len() >= 75,
+        "only {} ms of 1 kHz tone in {} ms recorded",
+        toned.len() * 20,
+        rec.len() / 8
+    );
+    assert_eq!(
+        dominant_frequency(
+            &toned.concat(),
+            &[440.0, 697.0, 941.0, 1000.0, 1209.0, 1633.0, 2000.0],
+            8000
+        ),
+        Some(1000.0)
+    );
+}
+
+#[test]
+fn habla_call_reaches_a_baresip_and_records_its_tone() {
+    let Some(bin) = baresip() else { return };
+    let dir = TempDir::new("habla-calls");
+    let tone = dir.0.join("tone.wav");
+    write_tone(&tone, 60);
+    let server = Server::start(&dir.0);
+    server.add_user("alice@127.0.0.1", "wonderland");
+    server.add_user("bob@127.0.0.1", "builder");
+    let bob_uri = format!("sip:bob@127.0.0.1:{}", server.udp);
+    let alice_uri = format!("sip:alice@127.0.0.1:{}", server.udp);
+    let bob = Baresip::start(
+        &bin,
+        &dir.0,
+        &server,
+        &Account {
+            user: "bob",
+            password: "builder",
+            contact: &alice_uri,
+            tcp: false,
+        },
+        &tone,
+    );
+    registered(&bob, &server);
+    let record = dir.0.join("heard.wav");
+    let mut call = HablaUa::spawn(&[
+        "call",
+        &bob_uri,
+        "--from",
+        &alice_uri,
+        "--password",
+        "wonderland",
+        "--local",
+        "127.0.0.1:0",
+        "--record",
+        record.to_str().unwrap(),
+        "--duration",
+        "3s",
+    ]);
+    let report = || bob.report(&server);
+    call.wait_for("answered", &report);
+    let code = call.exit_code(&report);
+    assert_eq!(code, 0, "{:?}\n{}", call.seen, report());
+    // baresip's reason phrase is "Answering".
+    let summary = call
+        .seen
+        .iter()
+        .find(|l| l.starts_with("call 200 ") && l.contains(": hung up after "));
+    assert!(summary.is_some(), "{:?}", call.seen);
+    // baresip saw our BYE (its words for a BYE received).
+    bob.wait_line("the end of the call at baresip", &server, |l| {
+        l.starts_with("sip:alice@") && l.ends_with("session closed: Connection reset by peer")
+    });
+    assert_tone(&record);
+}
+
+#[test]
+fn a_baresip_calls_habla_answer_which_records_its_tone() {
+    let Some(bin) = baresip() else { return };
+    let dir = TempDir::new("baresip-calls");
+    // 3 s: baresip hangs up when its file ends.
+    let tone = dir.0.join("tone.wav");
+    write_tone(&tone, 3);
+    let server = Server::start(&dir.0);
+    server.add_user("alice@127.0.0.1", "wonderland");
+    server.add_user("bob@127.0.0.1", "builder");
+    let bob_uri = format!("sip:bob@127.0.0.1:{}", server.udp);
+    let record = dir.0.join("bob-%n.wav");
+    let mut answer = HablaUa::spawn(&[
+        "answer",
+        &bob_uri,
+        "--password",
+        "builder",
+        "--local",
+        "127.0.0.1:0",
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    let log = || server.log_tail();
+    answer.wait_for("registered sip:bob@", &log);
+    let mut alice = Baresip::start(
+        &bin,
+        &dir.0,
+        &server,
+        &Account {
+            user: "alice",
+            password: "wonderland",
+            contact: &bob_uri,
+            tcp: false,
+        },
+        &tone,
+    );
+    registered(&alice, &server);
+    alice.command(&format!("/dial {bob_uri}"));
+    let report = || alice.report(&server);
+    answer.wait_for("call 1 from sip:alice@", &report);
+    answer.wait_for("answered", &report);
+    alice.wait_line("call established at baresip", &server, |l| {
+        l.contains("Call established: sip:bob@")
+    });
+    // baresip hangs up at the end of its file: habla answers the BYE.
+    let ended = answer.wait_for("call 1 ended", &report);
+    assert!(ended.contains("200 OK (peer hung up)"), "{ended}");
+    assert!(ended.contains("recorded "), "{ended}");
+    assert_tone(&dir.0.join("bob-1.wav"));
+    assert_eq!(
+        alice.has_line(|l| l.contains("session closed: 4") || l.contains("session closed: 5")),
+        None,
+        "{}",
+        alice.report(&server)
     );
 }

@@ -130,6 +130,9 @@ async fn sipp(transport: &str) {
         "-r",
         "50",
         "-nostdin",
+        // SIPp binds its control socket to 0.0.0.0 unless told: loopback only.
+        "-ci",
+        "127.0.0.1",
         "-timeout",
         "20s",
         "-timeout_error",

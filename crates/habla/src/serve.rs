@@ -914,9 +914,12 @@ impl Server {
                     habla_registrar::response(&req, &decision, &random_token(), &http_date(now))
                 }
                 Err(e) => {
+                    // Not durable, so not acknowledged: 503 with Retry-After
+                    // (the writer's queue is full under overload, or the
+                    // disk failed) rather than a 200 that could be lost.
                     tracing::error!("REGISTER {aor} not stored: {e}");
                     match req
-                        .response(500)
+                        .response(503)
                         .to_tag(&req, &random_token())
                         .header("Retry-After", "5")
                         .to_bytes()

@@ -151,6 +151,9 @@ fn spawn_sipp(bin: &Path, args: &[String], what: &str) -> Sipp {
         .args(args)
         .args([
             "-nostdin",
+            // SIPp binds its control socket to 0.0.0.0 unless told: loopback only.
+            "-ci",
+            "127.0.0.1",
             "-timeout",
             "20s",
             "-timeout_error",

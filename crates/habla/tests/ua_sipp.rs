@@ -186,6 +186,9 @@ impl Sipp {
             .args(extra)
             .args([
                 "-nostdin",
+                // SIPp binds its control socket to 0.0.0.0 unless told: loopback only.
+                "-ci",
+                "127.0.0.1",
                 "-timeout",
                 "20s",
                 "-timeout_error",

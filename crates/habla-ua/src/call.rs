@@ -529,7 +529,7 @@ impl<'a> Session<'a> {
         if matches!(ending, Ending::Local | Ending::Timeout) {
             self.bye().await;
         }
-        self.finish_pending();
+        self.finish_pending().await;
         self.refuse_queued().await;
         for a in self.absorbers.drain(..) {
             a.abort();
@@ -544,42 +544,42 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// A re-INVITE of ours still open when the call ends: ACK a late 2xx
-    /// (the ACK is allowed in a terminated dialog), in the background.
-    fn finish_pending(&mut self) {
+    /// A re-INVITE of ours still open when the call ends (a BYE crossed
+    /// it): wait, bounded, for its final response so that the process is
+    /// still there to ACK it — the transaction ACKs a non-2xx such as the
+    /// usual 487, and a late 2xx is ACKed here (the ACK is allowed in a
+    /// terminated dialog). A CLI that exits at once would leave the peer
+    /// retransmitting its final response.
+    async fn finish_pending(&mut self) {
         let Some(mut p) = self.pending.take() else {
             return;
         };
-        let ua = self.ua.clone();
-        let dialog = self.dialog.clone();
-        tokio::spawn(async move {
-            let wait = tokio::time::timeout(Duration::from_secs(8), async {
-                while let Some(ev) = p.tx.next().await {
-                    if let TxEvent::Response(r) = ev {
-                        if r.status().is_some_and(|s| (200..300).contains(&s)) {
-                            return Some(r);
-                        }
-                        if r.status().unwrap_or(0) >= 300 {
-                            return None;
-                        }
-                    } else {
+        let wait = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(ev) = p.tx.next().await {
+                if let TxEvent::Response(r) = ev {
+                    if r.status().is_some_and(|s| (200..300).contains(&s)) {
+                        return Some(r);
+                    }
+                    if r.status().unwrap_or(0) >= 300 {
                         return None;
                     }
+                } else {
+                    return None;
                 }
-                None
-            });
-            if let Ok(Some(ok)) = wait.await {
-                let sent_by = ua.local_addr().to_string();
-                let branch = crate::agent::new_branch();
-                if let Ok(b) = dialog.ack(&ok, &via(&ua, &sent_by, &branch)) {
-                    if let Ok(ack) = b.build() {
-                        if let Ok(dest) = ua.next_hop(&ack).await {
-                            let _ = ua.send_stateless(ack, dest).await;
-                        }
+            }
+            None
+        });
+        if let Ok(Some(ok)) = wait.await {
+            let sent_by = self.ua.local_addr().to_string();
+            let branch = crate::agent::new_branch();
+            if let Ok(b) = self.dialog.ack(&ok, &via(self.ua, &sent_by, &branch)) {
+                if let Ok(ack) = b.build() {
+                    if let Ok(dest) = self.ua.next_hop(&ack).await {
+                        let _ = self.ua.send_stateless(ack, dest).await;
                     }
                 }
             }
-        });
+        }
     }
 
     /// The call is over: requests still queued for it (a re-INVITE that

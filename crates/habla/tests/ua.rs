@@ -10,100 +10,19 @@
 
 use habla_media::tone::{dominant_frequency, tone_fraction, ToneGenerator};
 use habla_media::wav::{read_wav, write_wav};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_habla");
+#[path = "support/habla_proc.rs"]
+mod habla_proc;
+use habla_proc::{Proc, BIN};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("habla-ua-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `needle` (bounded); returns it.
-    fn wait_for(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {within:?}; saw {:?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    /// Waits for the exit (bounded) and returns the code and every line.
-    fn finish(mut self, within: Duration) -> (i32, Vec<String>) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "process did not exit within {within:?}; saw {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The reader thread ends at EOF: collect the rest.
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(l);
-        }
-        (status.code().unwrap_or(-1), std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Server {
@@ -194,7 +113,7 @@ fn a_call_through_habla_serve_carries_the_tone_the_dtmf_and_messages() {
     assert!(ended.contains("peer hung up"), "{ended}");
     assert!(ended.contains("dtmf \"123#\""), "{ended}");
     let digits: Vec<&str> = answer
-        .seen
+        .seen()
         .iter()
         .filter_map(|l| l.strip_prefix("dtmf "))
         .collect();
@@ -238,7 +157,11 @@ fn a_call_through_habla_serve_carries_the_tone_the_dtmf_and_messages() {
     assert_eq!(code, 0, "habla message: {lines:?}");
     assert!(lines.iter().any(|l| l == "message 200 OK"), "{lines:?}");
     answer.wait_for("message from sip:alice@127.0.0.1", Duration::from_secs(5));
-    assert!(answer.seen.last().unwrap().ends_with(": hello from alice"));
+    assert!(answer
+        .seen()
+        .last()
+        .unwrap()
+        .ends_with(": hello from alice"));
 }
 
 #[test]

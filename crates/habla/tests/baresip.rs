@@ -23,13 +23,11 @@ use bytes::Bytes;
 use habla_auth::client::{authorization, select_challenge, ClientRequest};
 use habla_message::{AuthParams, HeaderName, Message, Method, RequestBuilder, Uri};
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const MODULES: &str = "/usr/lib/baresip/modules";
@@ -81,34 +79,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Ports already handed out in this process (tests run in parallel).
-static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// The first of `n` consecutive ports on 127.0.0.1, free for UDP and TCP
-/// and not handed out before by this process.
-fn free_ports(n: u16) -> u16 {
-    let mut taken = TAKEN.lock().unwrap();
-    let taken = taken.get_or_insert_with(HashSet::new);
-    loop {
-        let base = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let free = (base..base + n).all(|p| {
-            !taken.contains(&p)
-                && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            taken.extend(base..base + n);
-            return base;
-        }
-    }
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_ports;
 
 struct Server {
     child: Child,

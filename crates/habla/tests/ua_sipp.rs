@@ -23,12 +23,11 @@
 //! wait is bounded and waits for a line or an exit; processes are killed by
 //! handle on drop.
 
-use std::collections::HashSet;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "support/habla_proc.rs"]
@@ -59,33 +58,9 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Ports already handed out in this process (tests run in parallel).
-static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// The first of `n` consecutive ports on 127.0.0.1, free for UDP and TCP.
-fn free_ports(n: u16) -> u16 {
-    let mut taken = TAKEN.lock().unwrap();
-    let taken = taken.get_or_insert_with(HashSet::new);
-    loop {
-        let base = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let free = (base..base + n).all(|p| {
-            !taken.contains(&p)
-                && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            taken.extend(base..base + n);
-            return base;
-        }
-    }
-}
+#[path = "support/ports.rs"]
+mod ports;
+use ports::free_ports;
 
 /// A SIPp run; killed on drop.
 struct Sipp {

@@ -97,15 +97,16 @@ impl MemoryLocationService {
         replace_in(&mut shard, aor, bindings);
     }
 
-    /// Like [`LocationService::register`], but calls `persist` with the new
-    /// set while the AOR is still locked, so that a durable store queues its
-    /// writes in the order the decisions were made.
+    /// Like [`LocationService::register`], but calls `persist` with the
+    /// live bindings before and the new set after, while the AOR is still
+    /// locked, so that a durable store queues its writes in the order the
+    /// decisions were made (and can write only what changed).
     pub fn register_with(
         &self,
         aor: &str,
         now: u64,
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
-        persist: impl FnOnce(&str, &[Binding]),
+        persist: impl FnOnce(&str, &[Binding], &[Binding]),
     ) -> RegisterDecision {
         let mut shard = self.shard(aor);
         let current: Vec<Binding> = shard
@@ -115,7 +116,7 @@ impl MemoryLocationService {
             .unwrap_or_default();
         let decision = decide(&current);
         if let RegisterDecision::Update { bindings, .. } = &decision {
-            persist(aor, bindings);
+            persist(aor, &current, bindings);
             replace_in(&mut shard, aor, bindings.clone());
         }
         decision
@@ -165,7 +166,7 @@ impl LocationService for MemoryLocationService {
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
         done: Committed,
     ) -> RegisterDecision {
-        let d = self.register_with(aor, now, decide, |_, _| {});
+        let d = self.register_with(aor, now, decide, |_, _, _| {});
         done(Ok(()));
         d
     }

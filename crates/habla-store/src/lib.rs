@@ -120,9 +120,13 @@ fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
 }
 
 enum Job {
+    /// One REGISTER's change to an AOR: only the bindings it removed and
+    /// the ones it added or refreshed (a refresh rewrites one row, not the
+    /// AOR's whole set).
     Put {
         aor: String,
-        bindings: Vec<Binding>,
+        removed: Vec<String>,
+        upserts: Vec<Binding>,
         done: Committed,
     },
     Purge(u64),
@@ -236,11 +240,16 @@ impl LocationService for SqliteLocationService {
         // database in the order the decisions were made.
         let decision = self
             .memory
-            .register_with(aor, now, decide, |aor, bindings| {
+            .register_with(aor, now, decide, |aor, old, new| {
                 if let Some(d) = done.take() {
                     let job = Job::Put {
                         aor: aor.to_string(),
-                        bindings: bindings.to_vec(),
+                        removed: old
+                            .iter()
+                            .filter(|o| !new.iter().any(|n| n.contact == o.contact))
+                            .map(|o| o.contact.clone())
+                            .collect(),
+                        upserts: new.iter().filter(|n| !old.contains(n)).cloned().collect(),
                         done: d,
                     };
                     if let Err(e) = tx.try_send(job) {
@@ -351,7 +360,8 @@ fn write_loop(mut conn: Connection, rx: Receiver<Job>, max_group: usize, path: P
 fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut delete = tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1")?;
+        let mut delete =
+            tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND contact = ?2")?;
         let mut insert = tx.prepare_cached(
             "INSERT OR REPLACE INTO bindings
              (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent)
@@ -360,9 +370,16 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
         let mut purge = tx.prepare_cached("DELETE FROM bindings WHERE expires_at <= ?1")?;
         for job in group {
             match job {
-                Job::Put { aor, bindings, .. } => {
-                    delete.execute(params![aor])?;
-                    for b in bindings {
+                Job::Put {
+                    aor,
+                    removed,
+                    upserts,
+                    ..
+                } => {
+                    for contact in removed {
+                        delete.execute(params![aor, contact])?;
+                    }
+                    for b in upserts {
                         insert.execute(params![
                             aor,
                             b.contact,

@@ -74,6 +74,87 @@ fn bindings_survive_a_restart_and_expired_ones_do_not_come_back() {
     assert_eq!(store.aors(), 0);
 }
 
+/// A REGISTER of `user` with Call-ID `user-call`, CSeq `n` and the given
+/// Contact header value (and `Expires: 0` for `*`).
+fn register_contact(user: &str, n: u32, contact: &str) -> Message {
+    let mut b = RequestBuilder::new(Method::Register, &Uri::parse("sip:example.org").unwrap())
+        .via("UDP", "192.0.2.4:5060", &format!("z9hG4bK{user}c{n}"), true)
+        .max_forwards(70)
+        .to(&format!("<sip:{user}@example.org>"))
+        .from(&format!("<sip:{user}@example.org>;tag=t{n}"))
+        .call_id(&format!("{user}-call"))
+        .cseq(n)
+        .header("Contact", contact);
+    if contact == "*" {
+        b = b.header("Expires", "0");
+    }
+    b.build().unwrap()
+}
+
+fn apply_durably(store: &SqliteLocationService, req: &Message) {
+    let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    store.register(
+        &aor,
+        NOW,
+        &mut |current| process_register(&RegistrarConfig::default(), NOW, req, current).unwrap(),
+        Box::new(move |r| tx.send(r).unwrap()),
+    );
+    rx.recv().unwrap().unwrap();
+}
+
+/// The store writes only what a REGISTER changed; after a restart the
+/// database must still hold exactly what memory held: refreshed bindings
+/// with their new expiry, removed ones gone, `*` clearing the AOR.
+#[test]
+fn refreshes_and_removals_reach_the_database() {
+    let db = temp_db("delta");
+    let cfg = StoreConfig::new(&db);
+    let before;
+    {
+        let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+        let a = "<sip:carol@192.0.2.4:5001>;expires=600";
+        let b = "<sip:carol@192.0.2.4:5002>;expires=600";
+        apply_durably(&store, &register_contact("carol", 1, a));
+        apply_durably(&store, &register_contact("carol", 2, b));
+        apply_durably(
+            &store,
+            &register_contact("carol", 3, "<sip:carol@192.0.2.4:5003>"),
+        );
+        // Refresh a with a longer expiry, remove b.
+        apply_durably(
+            &store,
+            &register_contact("carol", 4, "<sip:carol@192.0.2.4:5001>;expires=1800"),
+        );
+        apply_durably(
+            &store,
+            &register_contact("carol", 5, "<sip:carol@192.0.2.4:5002>;expires=0"),
+        );
+        apply_durably(
+            &store,
+            &register_contact("dave", 1, "<sip:dave@192.0.2.4:6001>"),
+        );
+        apply_durably(
+            &store,
+            &register_contact("dave", 2, "<sip:dave@192.0.2.4:6002>"),
+        );
+        apply_durably(&store, &register_contact("dave", 3, "*"));
+        before = store.lookup("sip:carol@example.org", NOW);
+        assert_eq!(before.len(), 2);
+        assert!(store.lookup("sip:dave@example.org", NOW).is_empty());
+    }
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    let mut after = store.lookup("sip:carol@example.org", NOW);
+    let mut before = before;
+    before.sort_by(|x, y| x.contact.cmp(&y.contact));
+    after.sort_by(|x, y| x.contact.cmp(&y.contact));
+    assert_eq!(after, before);
+    assert_eq!(after[0].contact, "sip:carol@192.0.2.4:5001");
+    assert_eq!(after[0].expires_at, NOW + 1800);
+    assert_eq!(after[0].cseq, 4);
+    assert!(store.lookup("sip:dave@example.org", NOW).is_empty());
+}
+
 #[test]
 fn users_are_stored_as_hashes() {
     let db = temp_db("users");

@@ -237,8 +237,14 @@ struct Tx<A> {
     /// Client: where requests go. Server: where the request came from.
     target: Target<A>,
     reliable: bool,
-    /// The request that created the transaction.
-    request: Message,
+    /// The request that created the transaction. Dropped when a server
+    /// transaction matched by branch reaches its final state (Completed,
+    /// Accepted): from then on only its key and last response are needed,
+    /// and it may live 32 s (Timer J, L) for every request a busy server
+    /// answers, so it must be small.
+    /// Boxed: a `Message` is large, and the table holds every live
+    /// transaction inline.
+    request: Option<Box<Message>>,
     slots: Slots,
     /// The current retransmission interval (Timer A, E or G).
     interval: Duration,
@@ -316,7 +322,7 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// The request that created a live transaction.
     pub fn request(&self, key: TransactionKey) -> Option<&Message> {
-        self.txs.get(&key.0).map(|tx| &tx.request)
+        self.txs.get(&key.0).and_then(|tx| tx.request.as_deref())
     }
 
     /// The keys of every live transaction (in no particular order).
@@ -389,7 +395,7 @@ impl<A: Clone> TransactionLayer<A> {
         let mut tx = Tx {
             target,
             reliable,
-            request,
+            request: Some(Box::new(request)),
             slots: Slots {
                 id,
                 at: [None; Timer::COUNT],
@@ -472,6 +478,9 @@ impl<A: Clone> TransactionLayer<A> {
                     tx.slots.disarm(sched, Timer::TuGuard);
                     *state = ServerInviteState::Accepted;
                     *last = None;
+                    if !matches!(tx.index, Index::Legacy(_)) {
+                        tx.request = None;
+                    }
                     *to_tag = response.to().ok().and_then(|t| t.tag()).map(Into::into);
                     tx.slots.arm_in(sched, Timer::L, now, t.t1x64());
                 }
@@ -482,6 +491,9 @@ impl<A: Clone> TransactionLayer<A> {
                     tx.slots.disarm(sched, Timer::TuGuard);
                     *state = ServerInviteState::Completed;
                     *last = Some(bytes.clone());
+                    if !matches!(tx.index, Index::Legacy(_)) {
+                        tx.request = None;
+                    }
                     *to_tag = response.to().ok().and_then(|t| t.tag()).map(Into::into);
                     if !tx.reliable {
                         tx.interval = t.t1();
@@ -506,6 +518,9 @@ impl<A: Clone> TransactionLayer<A> {
                     tx.slots.disarm(sched, Timer::TuGuard);
                     *state = ServerNonInviteState::Completed;
                     *last = Some(bytes.clone());
+                    if !matches!(tx.index, Index::Legacy(_)) {
+                        tx.request = None;
+                    }
                     if tx.reliable {
                         fate = Fate::Ends;
                     } else {
@@ -679,7 +694,11 @@ impl<A: Clone> TransactionLayer<A> {
                     tx.slots.disarm(sched, Timer::B);
                     tx.slots.disarm(sched, Timer::C);
                     *state = ClientInviteState::Completed;
-                    if let Ok(bytes) = build::ack_for_non_2xx(&tx.request, &response) {
+                    if let Some(bytes) = tx
+                        .request
+                        .as_ref()
+                        .and_then(|r| build::ack_for_non_2xx(r, &response).ok())
+                    {
                         *ack = Some(bytes.clone());
                         transmit(&mut self.out, &tx.target, bytes, id);
                     }
@@ -794,7 +813,7 @@ impl<A: Clone> TransactionLayer<A> {
         let mut tx = Tx {
             target: source.clone(),
             reliable,
-            request: request.clone(),
+            request: Some(Box::new(request.clone())),
             slots: Slots {
                 id,
                 at: [None; Timer::COUNT],
@@ -939,7 +958,9 @@ impl<A: Clone> TransactionLayer<A> {
                     Machine::ServerInvite { to_tag, .. } => to_tag.as_deref(),
                     _ => None,
                 };
-                legacy_matches(request, method, &tx.request, to_tag, lookup)
+                tx.request
+                    .as_ref()
+                    .is_some_and(|r| legacy_matches(request, method, r, to_tag, lookup))
             })
         }))
     }
@@ -1046,7 +1067,7 @@ impl<A: Clone> TransactionLayer<A> {
                 Timer::Trying100,
             ) => {
                 if last.is_none() {
-                    if let Ok(bytes) = build::trying(&tx.request) {
+                    if let Some(Ok(bytes)) = tx.request.as_deref().map(build::trying) {
                         *last = Some(bytes.clone());
                         transmit(&mut self.out, &tx.target, bytes, id);
                     }
@@ -1126,7 +1147,7 @@ impl<A: Clone> TransactionLayer<A> {
                     .txs
                     .get(&id)
                     .filter(|tx| tx.machine.state().is_client())
-                    .and_then(|tx| build::timeout_response(&tx.request));
+                    .and_then(|tx| build::timeout_response(tx.request.as_deref()?));
                 self.out.push_back(Output::Event(Event::Timeout {
                     key,
                     timer,

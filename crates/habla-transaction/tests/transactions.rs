@@ -223,6 +223,9 @@ fn server_non_invite_absorbs_retransmissions() {
         l.state(key),
         Some(State::ServerNonInvite(ServerNonInviteState::Completed))
     );
+    // Completed keeps only what answers retransmissions (it lives 32 s for
+    // every request a busy server answers): not the request.
+    assert!(l.request(key).is_none());
     // Completed: retransmission gets the 200 again.
     l.handle_message(at_ms(3500), req.clone(), udp(UAC))
         .unwrap();

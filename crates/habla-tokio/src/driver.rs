@@ -240,9 +240,10 @@ impl Endpoint {
     /// The next event for the transaction user: [`Event::Request`] (answer
     /// with [`Handle::send_response`]), [`Event::Response`] and
     /// [`Event::Timeout`] for requests sent, [`Event::Ack`] for ACKs of 2xx,
-    /// [`Event::StrayResponse`], [`Event::Refused`] (answer 503 with
-    /// [`Handle::send_stateless`] or drop), [`Event::TransportError`],
-    /// [`Event::Terminated`]. `None` once the driver has stopped.
+    /// [`Event::StrayResponse`], [`Event::TransportError`],
+    /// [`Event::Terminated`]. `None` once the driver has stopped. (A request
+    /// refused because `max_transactions` is reached never comes here: the
+    /// driver answers it 503 with Retry-After itself.)
     pub async fn recv(&mut self) -> Option<Event<Flow>> {
         self.events.recv().await
     }
@@ -935,10 +936,16 @@ impl Driver {
 
     /// Hands an event to the TU without ever waiting for it: a full channel
     /// turns a new request into a 503 and drops other events (counted).
+    /// A request the transaction layer refused for lack of room is answered
+    /// here (503 + Retry-After, RFC 3261 §21.5.4): the TU could add nothing,
+    /// and under overload it is the busiest part.
     fn deliver(&mut self, event: Event<Flow>) {
-        let event = match self.events.try_send(event) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
+        let event = match event {
+            Event::Refused(_) => event,
+            event => match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
+            },
         };
         let stats = &self.shared.stats;
         match event {

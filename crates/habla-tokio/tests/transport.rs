@@ -551,3 +551,48 @@ async fn a_tu_that_falls_behind_gets_503_not_a_blocked_driver() {
     assert_eq!(server.stats().overload_rejections, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_full_transaction_table_is_answered_503_by_the_driver() {
+    // Room for one transaction: the first OPTIONS is answered and its
+    // transaction stays (Completed, Timer J); the second finds no room.
+    let xcfg = habla_transaction::Config {
+        max_transactions: 1,
+        ..Default::default()
+    };
+    let mut server = Endpoint::bind(loopback_config(), xcfg).await.unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let handle = server.handle();
+    let tu = tokio::spawn(async move {
+        let mut requests = 0;
+        while let Some(ev) = server.recv().await {
+            if let Event::Request { key, request, .. } = ev {
+                requests += 1;
+                let ok = request.response(200).build().unwrap();
+                handle.send_response(key, ok).await.unwrap();
+                if requests == 1 {
+                    break;
+                }
+            }
+        }
+        server
+    });
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKfull1");
+    sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    assert_eq!(parse(&recv_datagram(&sock).await).status(), Some(200));
+    let server = tu.await.unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKfull2");
+    sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.cseq().unwrap().seq, 2);
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(server.stats().overload_rejections, 1);
+    server.shutdown().await;
+}

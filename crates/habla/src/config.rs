@@ -168,7 +168,7 @@ impl Default for LimitsSection {
             max_message_size: 65_535,
             max_headers: 256,
             max_connections: 10_000,
-            max_transactions: 100_000,
+            max_transactions: 500_000,
             workers: 0,
         }
     }

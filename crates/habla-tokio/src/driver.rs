@@ -99,6 +99,11 @@ enum Pending {
 #[derive(Debug, Clone)]
 pub struct Handle {
     cmd: mpsc::Sender<Command>,
+    /// Responses sent without waiting ([`Handle::respond`]). Unbounded, yet
+    /// bounded in practice: each is for a live server transaction of this
+    /// shard (at most `max_transactions`), and a full queue must not lose a
+    /// final response to a request whose effect (a stored binding) is done.
+    responses: mpsc::UnboundedSender<(TransactionKey, Message)>,
     shared: Arc<Shared>,
     shard: usize,
 }
@@ -143,6 +148,17 @@ impl Handle {
             reply,
         })
         .await
+    }
+
+    /// Like [`Handle::send_response`], without waiting for the driver: the
+    /// response is queued and the caller goes on (it may be a plain thread,
+    /// e.g. a database writer answering once a change is durable). A
+    /// response the transaction layer refuses (unknown key, wrong state) is
+    /// dropped and logged at debug level.
+    pub fn respond(&self, key: TransactionKey, response: Message) -> Result<(), Error> {
+        self.responses
+            .send((key, response))
+            .map_err(|_| Error::Stopped)
     }
 
     /// Sends a message outside any transaction: the ACK for a 2xx
@@ -477,6 +493,7 @@ async fn start(
     for (shard, (net_tx, net_rx)) in net_txs.into_iter().zip(net_rxs).enumerate() {
         let (event_tx, events) = mpsc::channel(event_queue);
         let (cmd_tx, cmd_rx) = mpsc::channel(input_queue);
+        let (resp_tx, resp_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             layer: TransactionLayer::new(transactions),
             shared: shared.clone(),
@@ -490,10 +507,11 @@ async fn start(
             dispatch: dispatch.clone(),
             _net: net.clone(),
         };
-        let task = tokio::spawn(driver.run(net_rx, cmd_rx));
+        let task = tokio::spawn(driver.run(net_rx, cmd_rx, resp_rx));
         endpoints.push(Endpoint {
             handle: Handle {
                 cmd: cmd_tx,
+                responses: resp_tx,
                 shared: shared.clone(),
                 shard,
             },
@@ -561,22 +579,39 @@ fn is_response(bytes: &[u8]) -> bool {
 }
 
 impl Driver {
-    async fn run(mut self, mut net_rx: mpsc::Receiver<Input>, mut cmd_rx: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut net_rx: mpsc::Receiver<Input>,
+        mut cmd_rx: mpsc::Receiver<Command>,
+        mut resp_rx: mpsc::UnboundedReceiver<(TransactionKey, Message)>,
+    ) {
+        // One timer entry, moved only when the layer's next deadline moves
+        // (a new `Sleep` per message would register a timer each time).
+        let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let deadline = self.layer.poll_timeout();
-            let sleep_to = deadline
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| {
-                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
-                });
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 biased;
                 cmd = cmd_rx.recv() => match cmd {
                     Some(Command::Shutdown) | None => break,
                     Some(c) => self.command(c),
                 },
+                Some((key, response)) = resp_rx.recv() => {
+                    if let Err(e) = self.layer.send_response(Instant::now(), key, response) {
+                        tracing::debug!("response not sent: {e}");
+                    }
+                }
                 Some(input) = net_rx.recv() => self.input(input),
-                _ = tokio::time::sleep_until(sleep_to), if deadline.is_some() => {
+                _ = &mut sleep, if deadline.is_some() => {
+                    armed = None;
                     self.layer.handle_timeout(Instant::now());
                 }
             }

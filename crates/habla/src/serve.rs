@@ -577,18 +577,18 @@ fn terminate_signal() -> Terminate {
     Terminate(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
 }
 
+/// Sends a response built by this server in server transaction `key`,
+/// without waiting for the driver (and from any thread: the database
+/// writer answers a REGISTER once it is durable).
 fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
-    let handle = handle.clone();
-    tokio::spawn(async move {
-        match Message::parse_lazy(bytes, &Limits::default()) {
-            Ok(m) => {
-                if let Err(e) = handle.send_response(key, m).await {
-                    tracing::debug!("response not sent: {e}");
-                }
+    match Message::parse_lazy(bytes, &Limits::default()) {
+        Ok(m) => {
+            if let Err(e) = handle.respond(key, m) {
+                tracing::debug!("response not sent: {e}");
             }
-            Err(e) => tracing::warn!("built an unparsable response: {e}"),
         }
-    });
+        Err(e) => tracing::warn!("built an unparsable response: {e}"),
+    }
 }
 
 impl Server {
@@ -880,60 +880,67 @@ impl Server {
                 return;
             }
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let source = flow.to_string();
         self.router.flows.insert(source.clone(), *flow);
         let cfg = self.registrar.clone();
+        // The answer is made while the decision is taken (the AOR locked),
+        // and sent by whoever learns that the change is durable: the
+        // database writer thread, or this call when nothing had to be
+        // written. Nothing is acknowledged before it is durable.
+        let answer: Arc<std::sync::OnceLock<Bytes>> = Arc::default();
+        let made = answer.clone();
+        let handle = self.handle.clone();
+        // For the rare 503 below, the request's bytes (a reference, not a
+        // copy) to parse again then.
+        let request_bytes = req.to_bytes();
+        let aor_logged = aor.clone();
         let decision = self.location.register(
             &aor,
             now,
             &mut |current| {
-                process_register_from(&cfg, now, req, current, Some(&source)).unwrap_or_else(|e| {
-                    RegisterDecision::Reject(habla_registrar::Rejection {
-                        code: 500,
-                        reason: e.to_string(),
-                        headers: Vec::new(),
-                    })
-                })
+                let decision = process_register_from(&cfg, now, req, current, Some(&source))
+                    .unwrap_or_else(|e| {
+                        RegisterDecision::Reject(habla_registrar::Rejection {
+                            code: 500,
+                            reason: e.to_string(),
+                            headers: Vec::new(),
+                        })
+                    });
+                let bytes =
+                    habla_registrar::response(req, &decision, &random_token(), &http_date(now));
+                let _ = made.set(bytes);
+                decision
             },
-            Box::new(move |r| {
-                let _ = tx.send(r);
+            Box::new(move |committed| {
+                let bytes = match (committed, answer.get()) {
+                    (Ok(()), Some(bytes)) => bytes.clone(),
+                    (Ok(()), None) => return,
+                    (Err(e), _) => {
+                        // Not durable, so not acknowledged: 503 with
+                        // Retry-After (the writer's queue is full under
+                        // overload, or the disk failed) rather than a 200
+                        // that could be lost.
+                        tracing::error!("REGISTER {aor_logged} not stored: {e}");
+                        let Ok(req) = Message::parse_lazy(request_bytes, &Limits::default()) else {
+                            return;
+                        };
+                        match req
+                            .response(503)
+                            .to_tag(&req, &random_token())
+                            .header("Retry-After", "5")
+                            .to_bytes()
+                        {
+                            Ok(b) => b,
+                            Err(_) => return,
+                        }
+                    }
+                };
+                reply(&handle, key, bytes);
             }),
         );
-        let handle = self.handle.clone();
-        let req = req.clone();
-        tokio::spawn(async move {
-            // Nothing is acknowledged before it is durable.
-            let committed = rx
-                .await
-                .unwrap_or(Err(habla_registrar::LocationError::Storage(
-                    "the store dropped the change".into(),
-                )));
-            let bytes = match committed {
-                Ok(()) => {
-                    habla_registrar::response(&req, &decision, &random_token(), &http_date(now))
-                }
-                Err(e) => {
-                    // Not durable, so not acknowledged: 503 with Retry-After
-                    // (the writer's queue is full under overload, or the
-                    // disk failed) rather than a 200 that could be lost.
-                    tracing::error!("REGISTER {aor} not stored: {e}");
-                    match req
-                        .response(503)
-                        .to_tag(&req, &random_token())
-                        .header("Retry-After", "5")
-                        .to_bytes()
-                    {
-                        Ok(b) => b,
-                        Err(_) => return,
-                    }
-                }
-            };
-            if let RegisterDecision::Update { contacts, .. } = &decision {
-                tracing::info!("registered {aor}: {} contact(s)", contacts.len());
-            }
-            reply(&handle, key, bytes);
-        });
+        if let RegisterDecision::Update { contacts, .. } = &decision {
+            tracing::info!("registered {aor}: {} contact(s)", contacts.len());
+        }
     }
 }
 

@@ -79,7 +79,11 @@ impl StoreConfig {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS bindings (
+-- One row per binding, clustered by (aor, contact) (WITHOUT ROWID: one
+-- b-tree, so a refresh dirties one page, not three). No index on
+-- expires_at: expired rows are skipped when loading and purged rarely
+-- (a full scan), since every index is one more random page per REGISTER.
+CREATE TABLE IF NOT EXISTS location (
     aor TEXT NOT NULL,
     contact TEXT NOT NULL,
     q INTEGER NOT NULL,
@@ -90,8 +94,7 @@ CREATE TABLE IF NOT EXISTS bindings (
     source TEXT,
     user_agent TEXT,
     PRIMARY KEY (aor, contact)
-);
-CREATE INDEX IF NOT EXISTS bindings_expiry ON bindings (expires_at);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
     username TEXT NOT NULL,
     domain TEXT NOT NULL,
@@ -116,8 +119,36 @@ fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
     ))
     .map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
+    migrate(&conn).map_err(err)?;
     Ok(conn)
 }
+
+/// Databases made before the `location` table kept bindings in `bindings`
+/// (a rowid table with two indexes): move them over once.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let old: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bindings'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if old.is_some() {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR REPLACE INTO location
+               SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent
+               FROM bindings;
+             DROP TABLE bindings;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Expired rows are harmless (never loaded); deleting them scans the whole
+/// table, so it is done at most this often.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 enum Job {
     /// One REGISTER's change to an AOR: only the bindings it removed and
@@ -285,7 +316,7 @@ impl LocationService for SqliteLocationService {
 fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent
-         FROM bindings WHERE expires_at > ?1 ORDER BY aor, rowid",
+         FROM location WHERE expires_at > ?1 ORDER BY aor",
     )?;
     let rows = stmt.query_map(params![now as i64], |r| {
         let path: String = r.get(6)?;
@@ -327,6 +358,7 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
 }
 
 fn write_loop(mut conn: Connection, rx: Receiver<Job>, max_group: usize, path: PathBuf) {
+    let mut last_purge: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         // Group commit: everything already waiting goes in one transaction.
         let mut group = vec![first];
@@ -334,6 +366,15 @@ fn write_loop(mut conn: Connection, rx: Receiver<Job>, max_group: usize, path: P
             match rx.try_recv() {
                 Ok(j) => group.push(j),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let purge_due = last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY);
+        if purge_due && group.iter().any(|j| matches!(j, Job::Purge(_))) {
+            last_purge = Some(std::time::Instant::now());
+        } else {
+            group.retain(|j| !matches!(j, Job::Purge(_)));
+            if group.is_empty() {
+                continue;
             }
         }
         let result = write_group(&mut conn, &group);
@@ -361,13 +402,13 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut delete =
-            tx.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND contact = ?2")?;
+            tx.prepare_cached("DELETE FROM location WHERE aor = ?1 AND contact = ?2")?;
         let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO bindings
+            "INSERT OR REPLACE INTO location
              (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let mut purge = tx.prepare_cached("DELETE FROM bindings WHERE expires_at <= ?1")?;
+        let mut purge = tx.prepare_cached("DELETE FROM location WHERE expires_at <= ?1")?;
         for job in group {
             match job {
                 Job::Put {

@@ -270,3 +270,42 @@ fn acknowledged_registrations_survive_kill_9() {
         store.aors()
     );
 }
+
+/// A database written before the `location` table (bindings in a rowid
+/// table named `bindings`) keeps its registrations.
+#[test]
+fn bindings_of_the_old_table_are_migrated() {
+    let db = temp_db("migrate");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL, q INTEGER NOT NULL,
+               expires_at INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
+               path TEXT NOT NULL, source TEXT, user_agent TEXT, PRIMARY KEY (aor, contact));
+             CREATE INDEX bindings_expiry ON bindings (expires_at);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO bindings VALUES ('sip:erin@example.org', 'sip:erin@192.0.2.9', 1000, ?1,
+               'erin-call', 3, '', NULL, NULL)",
+            [NOW as i64 + 60],
+        )
+        .unwrap();
+    }
+    let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
+    let erin = store.lookup("sip:erin@example.org", NOW);
+    assert_eq!(erin.len(), 1);
+    assert_eq!(erin[0].contact, "sip:erin@192.0.2.9");
+    assert_eq!(erin[0].cseq, 3);
+    drop(store);
+    // Moved, not copied: a second open finds no old table to migrate.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'bindings'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0);
+}

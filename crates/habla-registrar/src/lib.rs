@@ -312,9 +312,16 @@ pub fn process_register_from(
             },
             _ => 1000,
         };
+        // Same text first (a refresh repeats its Contact as written), then
+        // RFC 3261 §19.1.4 equality, which parses each stored contact.
         let existing = bindings
             .iter()
-            .position(|b| Uri::parse(&b.contact).is_ok_and(|stored| stored == *uri));
+            .position(|b| b.contact == uri.as_str())
+            .or_else(|| {
+                bindings
+                    .iter()
+                    .position(|b| Uri::parse(&b.contact).is_ok_and(|stored| stored == *uri))
+            });
         match existing {
             Some(i) => {
                 let b = &bindings[i];

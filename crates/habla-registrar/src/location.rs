@@ -6,7 +6,7 @@ use crate::{Binding, RegisterDecision};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A storage failure: the change was not made durable and must not be
 /// acknowledged.
@@ -56,9 +56,19 @@ const SHARDS: usize = 64;
 
 #[derive(Default)]
 struct Shard {
-    aors: HashMap<String, Vec<Binding>>,
-    /// (expires_at, aor) of every binding, for timer-driven expiry.
-    expiries: BTreeSet<(u64, String)>,
+    aors: HashMap<Arc<str>, Aor>,
+    /// (when the AOR's first binding expires, AOR), for timer-driven
+    /// expiry: one entry per AOR, moved only when that time changes (a
+    /// refresh moves it without allocating: the AOR's name is shared).
+    expiries: BTreeSet<(u64, Arc<str>)>,
+}
+
+struct Aor {
+    /// The AOR's name, shared with its entry in `expiries`.
+    key: Arc<str>,
+    bindings: Vec<Binding>,
+    /// The earliest `expires_at` of `bindings`: its key in `expiries`.
+    due: u64,
 }
 
 /// An in-memory location service, sharded by AOR (no global lock). It is
@@ -112,7 +122,13 @@ impl MemoryLocationService {
         let current: Vec<Binding> = shard
             .aors
             .get(aor)
-            .map(|b| b.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .map(|a| {
+                a.bindings
+                    .iter()
+                    .filter(|b| b.expires_at > now)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let decision = decide(&current);
         if let RegisterDecision::Update { bindings, .. } = &decision {
@@ -137,16 +153,27 @@ impl MemoryLocationService {
 }
 
 fn replace_in(shard: &mut Shard, aor: &str, bindings: Vec<Binding>) {
-    if let Some(old) = shard.aors.remove(aor) {
-        for b in old {
-            shard.expiries.remove(&(b.expires_at, aor.to_string()));
+    let due = bindings.iter().map(|b| b.expires_at).min();
+    let Some(due) = due else {
+        if let Some(old) = shard.aors.remove(aor) {
+            shard.expiries.remove(&(old.due, old.key));
         }
-    }
-    if !bindings.is_empty() {
-        for b in &bindings {
-            shard.expiries.insert((b.expires_at, aor.to_string()));
+        return;
+    };
+    match shard.aors.get_mut(aor) {
+        Some(entry) => {
+            if entry.due != due {
+                shard.expiries.remove(&(entry.due, entry.key.clone()));
+                shard.expiries.insert((due, entry.key.clone()));
+                entry.due = due;
+            }
+            entry.bindings = bindings;
         }
-        shard.aors.insert(aor.to_string(), bindings);
+        None => {
+            let key: Arc<str> = Arc::from(aor);
+            shard.expiries.insert((due, key.clone()));
+            shard.aors.insert(key.clone(), Aor { key, bindings, due });
+        }
     }
 }
 
@@ -155,7 +182,13 @@ impl LocationService for MemoryLocationService {
         self.shard(aor)
             .aors
             .get(aor)
-            .map(|b| b.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .map(|a| {
+                a.bindings
+                    .iter()
+                    .filter(|b| b.expires_at > now)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -185,11 +218,18 @@ impl LocationService for MemoryLocationService {
                 }
             }
             for (_, aor) in due {
-                if let Some(list) = shard.aors.get_mut(&aor) {
-                    let before = list.len();
-                    list.retain(|b| b.expires_at > now);
-                    removed += before - list.len();
-                    if list.is_empty() {
+                let Some(entry) = shard.aors.get_mut(&aor) else {
+                    continue;
+                };
+                let before = entry.bindings.len();
+                entry.bindings.retain(|b| b.expires_at > now);
+                removed += before - entry.bindings.len();
+                match entry.bindings.iter().map(|b| b.expires_at).min() {
+                    Some(next) => {
+                        entry.due = next;
+                        shard.expiries.insert((next, aor));
+                    }
+                    None => {
                         shard.aors.remove(&aor);
                     }
                 }

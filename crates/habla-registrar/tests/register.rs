@@ -352,3 +352,40 @@ fn memory_location_service_applies_decisions_and_expires_by_timer() {
     assert!(store.is_empty());
     assert_eq!(store.next_expiry(), None);
 }
+
+/// A refresh moves the AOR's expiry: the timer follows the earliest
+/// binding after every change, not the one first scheduled.
+#[test]
+fn a_refresh_moves_the_expiry_timer() {
+    use habla_registrar::{address_of_record, LocationService, MemoryLocationService};
+    let store = MemoryLocationService::new();
+    let apply = |req: &Message| {
+        let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+        store.register(
+            &aor,
+            NOW,
+            &mut |current| process_register(&cfg(), NOW, req, current).unwrap(),
+            Box::new(|_| {}),
+        );
+        aor
+    };
+    let aor = apply(&register(
+        "c7",
+        1,
+        &["<sip:bob@192.0.2.4>;expires=100"],
+        None,
+    ));
+    assert_eq!(store.next_expiry(), Some(NOW + 100));
+    apply(&register(
+        "c7",
+        2,
+        &["<sip:bob@192.0.2.4>;expires=300"],
+        None,
+    ));
+    assert_eq!(store.next_expiry(), Some(NOW + 300));
+    // Nothing is due at the first deadline any more.
+    assert_eq!(store.expire(NOW + 100), 0);
+    assert_eq!(store.lookup(&aor, NOW + 100).len(), 1);
+    assert_eq!(store.expire(NOW + 300), 1);
+    assert_eq!(store.next_expiry(), None);
+}

@@ -35,8 +35,23 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// RFC 1123 date for the Date header (RFC 3261 §20.17).
+/// RFC 1123 date for the Date header (RFC 3261 §20.17); the text of the
+/// current second is kept per thread (every REGISTER's 200 carries one).
 pub fn http_date(secs: u64) -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.0 != secs {
+            *l = (secs, format_http_date(secs));
+        }
+        l.1.clone()
+    })
+}
+
+fn format_http_date(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
@@ -66,19 +81,47 @@ pub fn http_date(secs: u64) -> String {
     )
 }
 
+/// `N` bytes from the OS generator, drawn from a per-thread pool refilled
+/// 256 bytes at a time (one system call per ~30 tags instead of one per
+/// tag: tags and nonces are made for every response).
 pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::cell::RefCell;
+    const POOL: usize = 256;
+    thread_local! {
+        static POOL_BYTES: RefCell<([u8; POOL], usize)> = const { RefCell::new(([0; POOL], POOL)) };
+    }
     let mut b = [0u8; N];
-    // The OS generator only fails on exotic systems; a zero buffer then
-    // still yields unique tags through the counter mixed in by callers.
-    let _ = getrandom::fill(&mut b);
+    if N > POOL {
+        // The OS generator only fails on exotic systems; a zero buffer then
+        // still yields unique tags through the counter mixed in by callers.
+        let _ = getrandom::fill(&mut b);
+        return b;
+    }
+    POOL_BYTES.with(|p| {
+        let mut p = p.borrow_mut();
+        let (pool, used) = &mut *p;
+        if *used + N > POOL {
+            let _ = getrandom::fill(pool);
+            *used = 0;
+        }
+        b.copy_from_slice(&pool[*used..*used + N]);
+        // Handed out once: wipe what was taken.
+        pool[*used..*used + N].fill(0);
+        *used += N;
+    });
     b
 }
 
+/// A tag (RFC 3261 §19.3: globally unique, cryptographically random):
+/// 64 random bits in hex.
 pub fn random_token() -> String {
-    random_bytes::<8>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(16);
+    for b in random_bytes::<8>() {
+        s.push(HEX[usize::from(b >> 4)] as char);
+        s.push(HEX[usize::from(b & 15)] as char);
+    }
+    s
 }
 
 /// The names this server answers to (RFC 3261 §16.4).
@@ -974,9 +1017,21 @@ mod tests {
     }
 
     #[test]
+    fn tags_are_64_random_bits_in_hex_and_do_not_repeat() {
+        let tags: HashSet<String> = (0..1000).map(|_| random_token()).collect();
+        assert_eq!(tags.len(), 1000);
+        assert!(tags
+            .iter()
+            .all(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    #[test]
     fn dates_are_rfc1123() {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
         assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        // The per-thread cache of the current second gives the same text.
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

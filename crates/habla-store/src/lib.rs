@@ -498,22 +498,25 @@ impl UserStore {
 
     /// Looks a user up.
     pub fn get(&self, username: &str, domain: &str) -> Result<Option<User>, StoreError> {
-        self.conn()
-            .query_row(
+        // Cached statement: this runs for every authenticated request, and
+        // compiling the SQL each time cost more than the lookup.
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
                 "SELECT username, domain, ha1_md5, ha1_sha256 FROM users
                  WHERE username = ?1 AND domain = ?2",
-                params![username, domain],
-                |r| {
-                    Ok(User {
-                        username: r.get(0)?,
-                        domain: r.get(1)?,
-                        ha1_md5: r.get(2)?,
-                        ha1_sha256: r.get(3)?,
-                    })
-                },
             )
-            .optional()
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        stmt.query_row(params![username, domain], |r| {
+            Ok(User {
+                username: r.get(0)?,
+                domain: r.get(1)?,
+                ha1_md5: r.get(2)?,
+                ha1_sha256: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.err(e))
     }
 
     /// Removes a user; whether it existed.

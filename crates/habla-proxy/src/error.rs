@@ -16,6 +16,9 @@ pub enum Error {
     /// `handle_forwarded` was called twice for one branch.
     #[error("branch {0:?} already has a client transaction")]
     BranchBound(BranchId),
+    /// No live branch follows this client transaction.
+    #[error("no branch follows client transaction {0:?}")]
+    UnknownClient(TransactionKey),
     /// A server transaction key is already used by a live response context.
     #[error("server transaction {0:?} already has a response context")]
     DuplicateServerKey(TransactionKey),

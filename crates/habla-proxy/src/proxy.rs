@@ -464,6 +464,28 @@ impl<L: LocationLookup> Proxy<L> {
         Ok(())
     }
 
+    /// RFC 3263 §4.3 failover: the client transaction `old` of a branch
+    /// failed (transport error, timeout, or a 503 the driver kept from the
+    /// proxy) and the driver sent the same request, with a new branch ID,
+    /// to the next address of the branch's next hop, in client transaction
+    /// `new`. The branch now follows `new`; a CANCEL for it is built from
+    /// `request` (the request as re-sent).
+    pub fn handle_failover(
+        &mut self,
+        old: TransactionKey,
+        new: TransactionKey,
+        request: Message,
+    ) -> Result<(), Error> {
+        let Some(bid) = self.by_client.remove(&old) else {
+            return Err(Error::UnknownClient(old));
+        };
+        let b = self.branch_mut(bid)?;
+        b.key = Some(new);
+        b.request = request;
+        self.by_client.insert(new, bid);
+        Ok(())
+    }
+
     /// A [`Action::Forward`] could not be sent (no address for the next hop,
     /// transaction refused): the branch counts as a 503 (RFC 3261 §16.9).
     pub fn handle_forward_failed(&mut self, now: Instant, branch: BranchId) -> Result<(), Error> {

@@ -90,6 +90,9 @@ struct Inner {
 /// of SRV queries for domains without NAPTR records).
 const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Udp];
 
+/// Most addresses tried for one request (the first and its failovers).
+pub const MAX_CANDIDATES: usize = 4;
+
 /// Bound on the rounds of one resolution (NAPTR, SRV, A/AAAA).
 const MAX_ROUNDS: usize = 8;
 
@@ -150,29 +153,30 @@ impl Resolver {
         }
     }
 
-    /// Where to send a request for `hop` (RFC 3263): the first candidate.
+    /// Where to send a request for `hop` (RFC 3263): its candidates in
+    /// order (at most [`MAX_CANDIDATES`]), the first to try first, the
+    /// others for failover (§4.3). Empty when the name does not resolve.
     /// A registered flow is the caller's business (checked before).
     ///
     /// The RFC 2782 weighted choice is seeded by the hop's URI (and a
     /// per-process secret), so a CANCEL resolves to where its INVITE went
     /// (RFC 3261 §9.1) while different targets spread over the servers.
-    pub async fn destination(&self, hop: &NextHop) -> Option<Destination> {
+    pub async fn destinations(&self, hop: &NextHop) -> Vec<Destination> {
         let seed = self.seed_for(hop.uri.as_str());
         match self.locate(target_of(hop), seed).await {
             Ok(c) => {
-                let first = c.current()?;
-                tracing::debug!(
-                    "{} resolved to {:?} {} ({} candidate(s))",
-                    hop.uri,
-                    first.transport,
-                    first.addr,
-                    c.len()
-                );
-                Some(Destination::Address(first.transport, first.addr))
+                let list: Vec<Destination> = c
+                    .as_slice()
+                    .iter()
+                    .take(MAX_CANDIDATES)
+                    .map(|c| Destination::Address(c.transport, c.addr))
+                    .collect();
+                tracing::debug!("{} resolved to {list:?}", hop.uri);
+                list
             }
             Err(e) => {
                 tracing::info!("cannot resolve {}: {e}", hop.uri);
-                None
+                Vec::new()
             }
         }
     }
@@ -458,8 +462,8 @@ mod tests {
             uri,
         };
         assert_eq!(
-            r.destination(&hop).await,
-            Some(Destination::Address(
+            r.destinations(&hop).await.first(),
+            Some(&Destination::Address(
                 Transport::Udp,
                 "127.0.0.22:5072".parse().unwrap()
             ))

@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use habla_auth::{AuthConfig, AuthDecision, AuthState, DigestServer, Ha1, ThrottlePolicy};
-use habla_message::{Limits, Message, Method, Uri};
+use habla_message::{HeaderName, Limits, Message, Method, Uri};
 use habla_proxy::{
     Action, Interface, LocalIdentity, LocationContact, LocationLookup, Lookup, NextHop, Proxy,
     ProxyConfig,
@@ -308,6 +308,13 @@ struct Server {
     auth: Arc<Realms>,
     proxy: Proxy<Location>,
     router: Router,
+    /// Forwarded requests with failover addresses left, by client
+    /// transaction; an entry lives until the first response that is not a
+    /// 503 (bounded by the shard's transactions).
+    failover: HashMap<TransactionKey, Failover>,
+    /// Where failed-over INVITEs went, so that their CANCEL follows them
+    /// (RFC 3261 §9.1), until their transaction ends.
+    failed_over_to: HashMap<TransactionKey, Destination>,
 }
 
 /// The digest engines, one per realm (the realm is the domain), created on
@@ -515,6 +522,8 @@ pub async fn serve(cfg: Config) -> Result<()> {
             local: local.clone(),
             auth: realms.clone(),
             cfg: cfg.clone(),
+            failover: HashMap::new(),
+            failed_over_to: HashMap::new(),
         };
         workers.push(tokio::spawn(server.run(shard, stop_rx.clone())));
     }
@@ -555,10 +564,12 @@ pub async fn serve(cfg: Config) -> Result<()> {
 
 impl Router {
     /// Where a next hop is: the registered flow, an IP literal, or RFC 3263
-    /// (NAPTR, SRV, A/AAAA: `resolve.rs`) for a host name.
-    async fn destination(&self, hop: &NextHop) -> Option<Destination> {
+    /// (NAPTR, SRV, A/AAAA: `resolve.rs`) for a host name. The first
+    /// destination is tried first; the others (RFC 3263 only) are for
+    /// failover (§4.3). Empty: nowhere.
+    async fn destinations(&self, hop: &NextHop) -> Vec<Destination> {
         if let Some(f) = hop.flow.as_ref().and_then(|f| self.flows.get(f)) {
-            return Some(Destination::Flow(f));
+            return vec![Destination::Flow(f)];
         }
         let port = hop.port.unwrap_or(if hop.transport == Transport::Tls {
             5061
@@ -567,13 +578,42 @@ impl Router {
         });
         let host = hop.host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Some(Destination::Address(
+            return vec![Destination::Address(
                 hop.transport,
                 SocketAddr::new(ip, port),
-            ));
+            )];
         }
-        self.resolver.destination(hop).await
+        self.resolver.destinations(hop).await
     }
+}
+
+/// A forwarded request that still has addresses to fail over to
+/// (RFC 3263 §4.3), by the client transaction that carries it now.
+struct Failover {
+    /// The request as forwarded (before the driver's shard mark).
+    request: Message,
+    /// Where it went.
+    sent_to: Destination,
+    /// The addresses left, in order.
+    rest: Vec<Destination>,
+    /// Failovers so far (makes each new branch ID distinct).
+    attempt: u32,
+}
+
+/// The same request with a new branch ID in its top Via (our own, with a
+/// `branch=` parameter we wrote): RFC 3263 §4.3 wants a new transaction.
+fn with_new_branch(request: &Message, attempt: u32) -> Option<Message> {
+    let via = request.top_via().ok()?;
+    let branch = via.branch()?;
+    let value = via.as_str().replacen(
+        &format!("branch={branch}"),
+        &format!("branch={branch}.{attempt}"),
+        1,
+    );
+    let mut m = request.clone();
+    m.remove_first_value(HeaderName::Via)?;
+    m.push_header(HeaderName::Via, &value).ok()?;
+    Some(m)
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -685,18 +725,33 @@ impl Server {
                 self.drain().await;
             }
             Event::Response { key, response, .. } => {
+                // RFC 3263 §4.3: a 503 means "try the next address".
+                if response.status() == Some(503) && self.fail_over(key).await {
+                    return;
+                }
+                self.failover.remove(&key);
                 if let Err(e) = self.proxy.handle_response(now, key, response) {
                     tracing::debug!("response not for the proxy: {e}");
                 }
                 self.drain().await;
             }
             Event::Timeout { key, .. } => {
+                if self.fail_over(key).await {
+                    return;
+                }
                 self.proxy.handle_client_timeout(now, key);
                 self.drain().await;
             }
             Event::TransportError { key, .. } => {
+                if self.fail_over(key).await {
+                    return;
+                }
                 self.proxy.handle_transport_error(now, key);
                 self.drain().await;
+            }
+            Event::Terminated { key } => {
+                self.failover.remove(&key);
+                self.failed_over_to.remove(&key);
             }
             Event::StrayResponse { response, .. } => {
                 self.proxy.handle_stray_response(now, response);
@@ -704,6 +759,43 @@ impl Server {
             }
             other => tracing::trace!("event {other:?}"),
         }
+    }
+
+    /// RFC 3263 §4.3: client transaction `key` failed (transport error,
+    /// timeout or 503); if its request has addresses left, sends it again,
+    /// with a new branch ID, to the next one, and the proxy's branch follows
+    /// the new transaction. Whether it did.
+    async fn fail_over(&mut self, key: TransactionKey) -> bool {
+        let Some(mut f) = self.failover.remove(&key) else {
+            return false;
+        };
+        while !f.rest.is_empty() {
+            let dest = f.rest.remove(0);
+            f.attempt += 1;
+            let Some(request) = with_new_branch(&f.request, f.attempt) else {
+                return false;
+            };
+            tracing::info!("failing over from {:?} to {dest:?}", f.sent_to);
+            let Ok(new_key) = self.handle.send_request(request.clone(), dest).await else {
+                continue;
+            };
+            let invite = request.method() == Some(&Method::Invite);
+            if let Err(e) = self.proxy.handle_failover(key, new_key, request.clone()) {
+                tracing::debug!("failover: {e}");
+                return false;
+            }
+            if invite {
+                self.failed_over_to.remove(&key);
+                self.failed_over_to.insert(new_key, dest);
+            }
+            if !f.rest.is_empty() {
+                f.request = request;
+                f.sent_to = dest;
+                self.failover.insert(new_key, f);
+            }
+            return true;
+        }
+        false
     }
 
     async fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow) {
@@ -801,12 +893,42 @@ impl Server {
                     request,
                     next_hop,
                 } => {
-                    let sent = match self.router.destination(&next_hop).await {
-                        Some(dest) => self.handle.send_request(request, dest).await.ok(),
-                        None => None,
-                    };
+                    let mut dests = self.router.destinations(&next_hop).await;
+                    let mut sent = None;
+                    let mut request = Some(request);
+                    // The first address that takes the request (a refused
+                    // one is a transport error: RFC 3263 §4.3). A copy is
+                    // kept only while other addresses are left.
+                    while !dests.is_empty() && sent.is_none() {
+                        let dest = dests.remove(0);
+                        let (this, copy) = if dests.is_empty() {
+                            (request.take(), None)
+                        } else {
+                            (request.clone(), request.clone())
+                        };
+                        let Some(this) = this else { break };
+                        match self.handle.send_request(this, dest).await {
+                            Ok(k) => sent = Some((k, dest, copy)),
+                            Err(e) => {
+                                tracing::debug!("{} not sent to {dest:?}: {e}", next_hop.uri)
+                            }
+                        }
+                    }
                     let r = match sent {
-                        Some(k) => self.proxy.handle_forwarded(branch, k),
+                        Some((k, dest, copy)) => {
+                            if let Some(request) = copy {
+                                self.failover.insert(
+                                    k,
+                                    Failover {
+                                        request,
+                                        sent_to: dest,
+                                        rest: dests,
+                                        attempt: 0,
+                                    },
+                                );
+                            }
+                            self.proxy.handle_forwarded(branch, k)
+                        }
                         None => {
                             tracing::info!("cannot reach {}", next_hop.uri);
                             self.proxy.handle_forward_failed(Instant::now(), branch)
@@ -817,14 +939,23 @@ impl Server {
                     }
                 }
                 Action::Cancel {
-                    request, next_hop, ..
+                    request,
+                    next_hop,
+                    client_key,
+                    ..
                 } => {
-                    if let Some(dest) = self.router.destination(&next_hop).await {
+                    // To where the INVITE went (RFC 3261 §9.1).
+                    let dest = match client_key.and_then(|k| self.failed_over_to.get(&k)) {
+                        Some(d) => Some(*d),
+                        None => self.router.destinations(&next_hop).await.into_iter().next(),
+                    };
+                    if let Some(dest) = dest {
                         let _ = self.handle.send_request(request, dest).await;
                     }
                 }
                 Action::ForwardStateless { request, next_hop } => {
-                    if let Some(dest) = self.router.destination(&next_hop).await {
+                    if let Some(dest) = self.router.destinations(&next_hop).await.into_iter().next()
+                    {
                         let _ = self.handle.send_stateless(request, dest).await;
                     }
                 }

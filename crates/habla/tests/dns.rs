@@ -217,3 +217,50 @@ fn requests_for_other_domains_go_to_the_outbound_proxy() {
         "no DNS for an IP outbound proxy"
     );
 }
+
+/// RFC 3263 §4.3: when the first SRV target answers 503, the request goes
+/// to the next one in a new transaction (new branch ID), and that target's
+/// answer is the one the client gets.
+#[test]
+fn a_503_from_the_first_srv_target_fails_over_to_the_next() {
+    let first = socket();
+    let second = socket();
+    let zone = vec![
+        (
+            "_sip._udp.failover.test",
+            Rec::Srv(10, 0, first.local_addr().unwrap().port(), "one.failover.test"),
+        ),
+        (
+            "_sip._udp.failover.test",
+            Rec::Srv(20, 0, second.local_addr().unwrap().port(), "two.failover.test"),
+        ),
+        ("one.failover.test", Rec::A(Ipv4Addr::LOCALHOST)),
+        ("two.failover.test", Rec::A(Ipv4Addr::LOCALHOST)),
+    ];
+    let dns = dns::start(zone, 300);
+    let server = start(
+        "failover",
+        &format!("[dns]\nservers = [\"{}\"]\ntimeout_ms = 500\n", dns.addr),
+    );
+    let client = socket();
+    client
+        .send_to(
+            &message(&client, "sip:bob@failover.test", "dns-failover-1"),
+            server.udp,
+        )
+        .unwrap();
+    let (req1, from1) = recv(&first).expect("the first SRV target gets the MESSAGE");
+    let busy = req1.response(503).to_tag(&req1, "one").to_bytes().unwrap();
+    first.send_to(&busy, from1).unwrap();
+    let (req2, from2) = recv(&second).expect("after the 503 the next target gets it");
+    assert_eq!(req2.body().as_ref(), b"hello");
+    let branch = |m: &Message| m.top_via().unwrap().branch().unwrap().to_owned();
+    assert_ne!(branch(&req1), branch(&req2), "a new transaction");
+    // The second target's answer (not a 2xx, which would pass even without
+    // the failover: a stray 2xx is relayed) reaches the client, not the 503
+    // (a proxy turns a 503 into 500, RFC 3261 §16.7 step 6).
+    let not_here = req2.response(404).to_tag(&req2, "two").to_bytes().unwrap();
+    second.send_to(&not_here, from2).unwrap();
+    let (resp, _) = recv(&client).expect("a final response");
+    assert_eq!(resp.status(), Some(404));
+}

@@ -336,31 +336,36 @@ pub fn parse_qvalue(s: &str) -> Option<u16> {
 }
 
 /// Parses a Contact header value list (possibly `*`).
-pub(crate) fn parse_contacts(value: &SipStr, out: &mut Vec<Contact>) -> Result<(), Error> {
-    if trim_lws(value) == "*" {
+pub(crate) fn parse_contacts(
+    src: &SipStr,
+    value: Sub,
+    out: &mut Vec<Contact>,
+) -> Result<(), Error> {
+    if trim_lws(value.get(src)) == "*" {
         out.push(Contact::Star);
         return Ok(());
     }
-    parse_list(value, "Contact", out, |src, item| {
+    parse_list(src, value, "Contact", out, |src, item| {
         NameAddr::parse_in(src, item, "Contact").map(Contact::Addr)
     })
 }
 
 /// Splits a comma-list value and parses each item; an empty item is an error.
 pub(crate) fn parse_list<T>(
-    value: &SipStr,
+    src: &SipStr,
+    value: Sub,
     header: &'static str,
     out: &mut Vec<T>,
     f: impl Fn(&SipStr, Sub) -> Result<T, Error>,
 ) -> Result<(), Error> {
-    for item in comma_items(value) {
+    for item in comma_items(value.get(src)) {
         if item.is_empty() {
             return Err(Error::header(
                 header,
                 "empty element in comma-separated list",
             ));
         }
-        out.push(f(value, Sub::of(value, item))?);
+        out.push(f(src, Sub::of(src, item))?);
     }
     Ok(())
 }
@@ -377,7 +382,12 @@ pub struct CSeq {
 impl CSeq {
     /// Parses a CSeq value.
     pub fn parse(value: &SipStr) -> Result<CSeq, Error> {
-        let mut sc = Scanner::new(value.as_str());
+        CSeq::parse_in(value, value)
+    }
+
+    /// Parses the CSeq value `value`, a slice of `src`.
+    pub(crate) fn parse_in(value: &str, src: &SipStr) -> Result<CSeq, Error> {
+        let mut sc = Scanner::new(value);
         sc.skip_lws();
         let digits = sc.take_while(|c| c.is_ascii_digit());
         let seq = parse_u32(digits, u32::MAX)
@@ -397,7 +407,7 @@ impl CSeq {
         if !sc.at_end() {
             return Err(Error::header("CSeq", "unexpected text after the method"));
         }
-        let method = Method::parse_in(m, value)
+        let method = Method::parse_in(m, src)
             .ok_or_else(|| Error::header("CSeq", "method is not a token"))?;
         Ok(CSeq { seq, method })
     }
@@ -438,8 +448,13 @@ impl MediaType {
 
     /// Parses a media type.
     pub fn parse(value: &SipStr) -> Result<MediaType, Error> {
+        MediaType::parse_in(value, Sub::new(0, value.len()))
+    }
+
+    /// Parses the media type at `value` in `src`.
+    pub(crate) fn parse_in(src: &SipStr, value: Sub) -> Result<MediaType, Error> {
         let err = |r: &'static str| Error::header("Content-Type", r);
-        let v = value.slice_ref(trim_lws(value));
+        let v = src.slice_ref(trim_lws(value.get(src)));
         let mut sc = Scanner::new(v.as_str());
         let t = sc.token().ok_or_else(|| err("type missing"))?;
         sc.skip_lws();
@@ -600,12 +615,14 @@ mod tests {
     #[test]
     fn contacts_and_qvalues() {
         let mut v = Vec::new();
-        parse_contacts(&s("<sip:a@b>;q=0.7;expires=60, sip:c@d"), &mut v).unwrap();
+        let c = s("<sip:a@b>;q=0.7;expires=60, sip:c@d");
+        parse_contacts(&c, Sub::new(0, c.len()), &mut v).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].q(), Some(700));
         assert_eq!(v[0].expires(), Some(60));
         let mut v = Vec::new();
-        parse_contacts(&s(" * "), &mut v).unwrap();
+        let c = s(" * ");
+        parse_contacts(&c, Sub::new(0, c.len()), &mut v).unwrap();
         assert!(matches!(v[0], Contact::Star));
         assert_eq!(parse_qvalue("1"), Some(1000));
         assert_eq!(parse_qvalue("0.05"), Some(50));

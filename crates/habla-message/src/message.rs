@@ -5,8 +5,9 @@
 use crate::error::{Error, LimitKind, ParseError};
 use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameAddr, Via};
 use crate::scan::{is_token, parse_u32};
+use crate::text::Sub;
 use crate::{HeaderName, Method, SipStr, Uri};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::cell::OnceCell as OnceLock;
 use std::fmt;
 
@@ -61,15 +62,24 @@ enum StartLine {
 }
 
 /// One header line. Spans point into the message's header section, or into
-/// `owned` for a header added or changed by an edit.
-#[derive(Debug, Clone)]
+/// `Message::owned[owned - 1]` for a header added or changed by an edit.
+#[derive(Debug, Clone, Copy)]
 struct Field {
     name: HeaderName,
-    name_span: Span,
+    /// 0 for a received line; otherwise 1 + the index of its text in
+    /// `Message::owned`.
+    owned: u32,
+    /// The name is `line.start..name_end`.
+    name_end: u32,
     value: Span,
     /// The whole line including its terminator and folds (original fields).
     line: Span,
-    owned: Option<SipStr>,
+}
+
+impl Field {
+    fn name_range(&self) -> std::ops::Range<usize> {
+        self.line.start as usize..self.name_end as usize
+    }
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +123,8 @@ pub struct Message {
     start_error: Option<Error>,
     version: Span,
     fields: Vec<Field>,
+    /// The text of header lines added or changed by edits.
+    owned: Vec<SipStr>,
     body: Bytes,
     body_error: Option<Error>,
     edited: bool,
@@ -125,27 +137,19 @@ pub struct Message {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    first: u16,
-    count: u16,
+    first: u32,
+    count: u32,
 }
 
 const CORE_HEADERS: usize = 11;
 
+/// The slot of a frequently used header: the first `CORE_HEADERS` variants
+/// of [`HeaderName`] (Via, From, To, Call-ID, CSeq, Contact, Max-Forwards,
+/// Route, Record-Route, Content-Length, Content-Type).
+#[inline]
 fn core_slot(name: HeaderName) -> Option<usize> {
-    Some(match name {
-        HeaderName::Via => 0,
-        HeaderName::From => 1,
-        HeaderName::To => 2,
-        HeaderName::CallId => 3,
-        HeaderName::CSeq => 4,
-        HeaderName::MaxForwards => 5,
-        HeaderName::Contact => 6,
-        HeaderName::Route => 7,
-        HeaderName::RecordRoute => 8,
-        HeaderName::ContentLength => 9,
-        HeaderName::ContentType => 10,
-        _ => return None,
-    })
+    let i = name as usize;
+    (i < CORE_HEADERS).then_some(i)
 }
 
 impl Clone for Message {
@@ -162,6 +166,7 @@ impl Clone for Message {
             start_error: self.start_error.clone(),
             version: self.version,
             fields: self.fields.clone(),
+            owned: self.owned.clone(),
             body: self.body.clone(),
             body_error: self.body_error.clone(),
             edited: self.edited,
@@ -223,29 +228,32 @@ impl Message {
             return hard(Error::Empty);
         }
         let msg_start = pos;
+        // The header section may not extend past this position.
+        let head_limit = msg_start.saturating_add(limits.max_header_size);
 
-        // Split the lines of the header section.
-        let mut fields: Vec<Field> = Vec::with_capacity(24);
-        let mut start_line = None;
+        // The start line.
+        let (start_content_end, next) = line_end(data, pos);
+        if next > head_limit {
+            return hard(Error::Limit {
+                what: LimitKind::HeaderSize,
+                limit: limits.max_header_size,
+            });
+        }
+        let _ = start_content_end;
+        let start_line = Span::new(pos, next);
         let mut body_start = data.len();
-        let mut line_no = 0usize;
-        let mut newlines = memchr::memchr_iter(b'\n', &data[pos..]);
-        let base = pos;
+        let mut head_end_lines = next;
+        pos = next;
+
+        // Split the header lines: one pass that finds each line end, the
+        // name (validated as a token), the colon and the trimmed value.
+        let mut fields: Vec<Field> = Vec::with_capacity(20);
+        let mut index = [Slot::default(); CORE_HEADERS];
+        let mut line_no = 1usize;
         while pos < data.len() {
             line_no += 1;
-            let (content_end, next) = match newlines.next() {
-                Some(i) => {
-                    let nl = base + i;
-                    let ce = if nl > pos && data[nl - 1] == b'\r' {
-                        nl - 1
-                    } else {
-                        nl
-                    };
-                    (ce, nl + 1)
-                }
-                None => (data.len(), data.len()),
-            };
-            if next - msg_start > limits.max_header_size {
+            let (content_end, next) = line_end(data, pos);
+            if next > head_limit {
                 return hard(Error::Limit {
                     what: LimitKind::HeaderSize,
                     limit: limits.max_header_size,
@@ -255,10 +263,8 @@ impl Message {
                 body_start = next;
                 break;
             }
-            let line = &data[pos..content_end];
-            if start_line.is_none() {
-                start_line = Some(Span::new(pos, next));
-            } else if matches!(line[0], SP | b'\t') {
+            let first = data.get(pos).copied().unwrap_or(0);
+            if first == SP || first == b'\t' {
                 // RFC 3261 §7.3.1 line folding: a continuation of the value.
                 match fields.last_mut() {
                     Some(f) => {
@@ -279,21 +285,24 @@ impl Message {
                     }
                 }
             } else {
-                let colon = match line.iter().position(|&c| c == b':') {
-                    Some(c) => pos + c,
-                    None => {
-                        return hard(Error::HeaderLine {
-                            line: line_no,
-                            reason: "no ':' after the header name",
-                        })
-                    }
-                };
-                let name_end = trim_end_ws(data, pos, colon);
-                let name = &data[pos..name_end];
-                if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+                // field-name = token, then optional white space and ':'.
+                let mut i = pos;
+                while i < content_end && data.get(i).is_some_and(|&c| is_token(c)) {
+                    i += 1;
+                }
+                let name_end = i;
+                while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
+                    i += 1;
+                }
+                if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
+                    let line = data.get(pos..content_end).unwrap_or(&[]);
                     return hard(Error::HeaderLine {
                         line: line_no,
-                        reason: "header name is not a token",
+                        reason: if crate::scan::find_byte(line, b':').is_some() {
+                            "header name is not a token"
+                        } else {
+                            "no ':' after the header name"
+                        },
                     });
                 }
                 if fields.len() >= limits.max_headers {
@@ -302,34 +311,33 @@ impl Message {
                         limit: limits.max_headers,
                     });
                 }
-                let mut vstart = colon + 1;
-                while vstart < content_end && matches!(data[vstart], SP | b'\t') {
+                let mut vstart = i + 1;
+                while vstart < content_end && matches!(data.get(vstart), Some(&(SP | b'\t'))) {
                     vstart += 1;
                 }
                 let vend = trim_end_ws(data, vstart, content_end);
+                let name = HeaderName::parse_bytes(data.get(pos..name_end).unwrap_or(&[]));
+                if let Some(slot) = index.get_mut(name as usize) {
+                    if slot.count == 0 {
+                        slot.first = fields.len() as u32;
+                    }
+                    slot.count = slot.count.saturating_add(1);
+                }
                 fields.push(Field {
-                    name: HeaderName::parse_bytes(name),
-                    name_span: Span::new(pos, name_end),
+                    name,
+                    owned: 0,
+                    name_end: name_end as u32,
                     value: Span::new(vstart, vend),
                     line: Span::new(pos, next),
-                    owned: None,
                 });
             }
+            head_end_lines = next;
             pos = next;
         }
-        let head_end = body_start.min(data.len());
-        let head_end_lines = fields
-            .last()
-            .map(|f| f.line.end as usize)
-            .or(start_line.map(|s| s.end as usize))
-            .unwrap_or(head_end);
         // Validate UTF-8 once; every later slice is then a `str`.
         let head = match SipStr::from_utf8(buf.slice(..head_end_lines)) {
             Ok(h) => h,
             Err(_) => return hard(Error::NotUtf8),
-        };
-        let Some(start_line) = start_line else {
-            return hard(Error::Empty);
         };
         let (start, version, start_error) = match parse_start_line(&head, start_line) {
             Ok(x) => x,
@@ -343,17 +351,18 @@ impl Message {
             start_error,
             version,
             fields,
+            owned: Vec::new(),
             body: Bytes::new(),
             body_error: None,
             edited: false,
             start_override: None,
             cache: Cache::default(),
-            index: [Slot::default(); CORE_HEADERS],
+            index,
         };
-        m.reindex();
         // RFC 3261 §18.3: Content-Length frames the body; without it a
         // datagram's body is the rest of the datagram.
-        let available = data.len().saturating_sub(body_start);
+        let body_start = body_start.min(buf.len());
+        let available = buf.len() - body_start;
         let body_len = match m.content_length() {
             Ok(Some(n)) if n as usize > available => {
                 m.body_error = Some(Error::BodyTruncated {
@@ -378,12 +387,18 @@ impl Message {
                 Some(m),
             ));
         }
-        let body_start = body_start.min(data.len());
-        m.body = buf.slice(body_start..body_start + body_len);
-        m.raw = buf.slice(msg_start..body_start + body_len);
-        if m.body_error.is_some() {
-            m.raw = buf.slice(msg_start..);
+        if body_len > 0 {
+            m.body = buf.slice(body_start..body_start + body_len);
         }
+        // The message itself: the buffer without the leading CRLFs and
+        // whatever follows the body (no reference count taken when the
+        // datagram holds exactly one message).
+        let mut raw = buf;
+        if m.body_error.is_none() {
+            raw.truncate(body_start + body_len);
+        }
+        raw.advance(msg_start);
+        m.raw = raw;
         Ok(m)
     }
 
@@ -472,9 +487,10 @@ impl Message {
     /// The parsed Request-URI (an error for a response).
     pub fn request_uri(&self) -> Result<&Uri, Error> {
         cached(&self.cache.request_uri, || match self.start {
-            StartLine::Request { uri, .. } => {
-                Uri::parse_shared(&self.start_text().slice(uri.range()))
-            }
+            StartLine::Request { uri, .. } => Uri::parse_in(
+                self.start_text(),
+                Sub::new(uri.start as usize, uri.end as usize),
+            ),
             StartLine::Response { .. } => {
                 Err(Error::StartLine("a response has no Request-URI".into()))
             }
@@ -486,8 +502,8 @@ impl Message {
     /// All Via values, top first, across every Via line.
     pub fn vias(&self) -> Result<&[Via], Error> {
         cached(&self.cache.vias, || {
-            self.list(HeaderName::Via, |v, out| {
-                parse_list(v, "Via", out, Via::parse_in)
+            self.list(HeaderName::Via, |src, v, out| {
+                parse_list(src, v, "Via", out, Via::parse_in)
             })
         })
         .map(Vec::as_slice)
@@ -501,15 +517,16 @@ impl Message {
                 .fields_named(HeaderName::Via)
                 .next()
                 .ok_or(Error::Missing("Via"))?;
-            let value = self.value_of(field);
-            let first = crate::scan::comma_items(&value).next().unwrap_or("");
+            let src = self.src(field);
+            let value = self.value_str(field);
+            let first = crate::scan::comma_items(value).next().unwrap_or("");
             if first.is_empty() {
                 return Err(Error::header(
                     "Via",
                     "empty element in comma-separated list",
                 ));
             }
-            Via::parse_in(&value, crate::text::Sub::of(&value, first))
+            Via::parse_in(src, Sub::of(src, first))
         })
     }
 
@@ -526,17 +543,12 @@ impl Message {
     /// Call-ID (RFC 3261 §20.8).
     pub fn call_id(&self) -> Result<&SipStr, Error> {
         cached(&self.cache.call_id, || {
-            let v = self
+            let f = self
                 .single(HeaderName::CallId)?
                 .ok_or(Error::Missing("Call-ID"))?;
             // callid = word [ "@" word ] (RFC 3261 §25.1)
-            let (a, b) = v.split_once('@').unwrap_or((&v, "x"));
-            let ok = !a.is_empty()
-                && !b.is_empty()
-                && a.bytes().all(crate::scan::is_word)
-                && b.bytes().all(crate::scan::is_word);
-            if ok {
-                Ok(v)
+            if crate::scan::is_call_id(self.value_str(f).as_bytes()) {
+                Ok(self.value_of(f))
             } else {
                 Err(Error::header("Call-ID", "not word[@word]"))
             }
@@ -546,11 +558,10 @@ impl Message {
     /// CSeq (RFC 3261 §20.16).
     pub fn cseq(&self) -> Result<&CSeq, Error> {
         cached(&self.cache.cseq, || {
-            CSeq::parse(
-                &self
-                    .single(HeaderName::CSeq)?
-                    .ok_or(Error::Missing("CSeq"))?,
-            )
+            let f = self
+                .single(HeaderName::CSeq)?
+                .ok_or(Error::Missing("CSeq"))?;
+            CSeq::parse_in(self.value_str(f), self.src(f))
         })
     }
 
@@ -558,8 +569,8 @@ impl Message {
     pub fn max_forwards(&self) -> Result<Option<u32>, Error> {
         cached(&self.cache.max_forwards, || {
             self.single(HeaderName::MaxForwards)?
-                .map(|v| {
-                    parse_u32(&v, 255)
+                .map(|f| {
+                    parse_u32(self.value_str(f), 255)
                         .ok_or_else(|| Error::header("Max-Forwards", "not a number from 0 to 255"))
                 })
                 .transpose()
@@ -594,8 +605,8 @@ impl Message {
     /// Content-Length (RFC 3261 §20.14), `None` when absent.
     pub fn content_length(&self) -> Result<Option<u32>, Error> {
         self.single(HeaderName::ContentLength)?
-            .map(|v| {
-                parse_u32(&v, u32::MAX)
+            .map(|f| {
+                parse_u32(self.value_str(f), u32::MAX)
                     .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
             })
             .transpose()
@@ -605,7 +616,7 @@ impl Message {
     pub fn content_type(&self) -> Result<Option<&MediaType>, Error> {
         cached(&self.cache.content_type, || {
             self.single(HeaderName::ContentType)?
-                .map(|v| MediaType::parse(&v))
+                .map(|f| MediaType::parse_in(self.src(f), Message::value_sub(f)))
                 .transpose()
         })
         .map(Option::as_ref)
@@ -645,7 +656,7 @@ impl Message {
     pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + '_ {
         self.fields.iter().map(|f| HeaderRef {
             name: f.name,
-            raw_name: self.text(f).get(f.name_span.range()).unwrap_or(""),
+            raw_name: self.text(f).get(f.name_range()).unwrap_or(""),
             value: self.value_str(f),
         })
     }
@@ -664,7 +675,7 @@ impl Message {
                     && (hn != HeaderName::Other
                         || self
                             .text(f)
-                            .get(f.name_span.range())
+                            .get(f.name_range())
                             .is_some_and(|n| n.eq_ignore_ascii_case(name)))
             })
             .map(|f| self.value_str(f))
@@ -695,76 +706,98 @@ impl Message {
 
     fn reindex(&mut self) {
         self.index = [Slot::default(); CORE_HEADERS];
-        // Header counts are bounded by Limits::max_headers, far below u16::MAX.
         for (i, f) in self.fields.iter().enumerate() {
             if let Some(k) = core_slot(f.name) {
                 let slot = &mut self.index[k];
                 if slot.count == 0 {
-                    slot.first = i as u16;
+                    slot.first = i as u32;
                 }
                 slot.count = slot.count.saturating_add(1);
             }
         }
     }
 
-    fn text<'a>(&'a self, f: &'a Field) -> &'a str {
-        match &f.owned {
-            Some(o) => o.as_str(),
-            None => self.head.as_str(),
+    /// The shared text a field's spans point into.
+    #[inline]
+    fn src(&self, f: &Field) -> &SipStr {
+        static EMPTY: SipStr = SipStr::new();
+        if f.owned == 0 {
+            &self.head
+        } else {
+            self.owned.get(f.owned as usize - 1).unwrap_or(&EMPTY)
         }
     }
 
-    fn value_str<'a>(&'a self, f: &'a Field) -> &'a str {
+    #[inline]
+    fn text<'a>(&'a self, f: &Field) -> &'a str {
+        self.src(f).as_str()
+    }
+
+    #[inline]
+    fn value_str<'a>(&'a self, f: &Field) -> &'a str {
         self.text(f).get(f.value.range()).unwrap_or("")
     }
 
-    fn value_of(&self, f: &Field) -> SipStr {
-        match &f.owned {
-            Some(o) => o.slice(f.value.range()),
-            None => self.head.slice(f.value.range()),
-        }
+    /// The value of a field as a span of [`Message::src`].
+    #[inline]
+    fn value_sub(f: &Field) -> Sub {
+        Sub::new(f.value.start as usize, f.value.end as usize)
     }
 
-    /// The value of a header that may appear once; several lines with
+    fn value_of(&self, f: &Field) -> SipStr {
+        self.src(f).slice(f.value.range())
+    }
+
+    /// The line of a header that may appear once; several lines with
     /// different values are an error.
-    fn single(&self, name: HeaderName) -> Result<Option<SipStr>, Error> {
+    fn single(&self, name: HeaderName) -> Result<Option<&Field>, Error> {
         let mut it = self.fields_named(name);
         let Some(first) = it.next() else {
             return Ok(None);
         };
-        let v = self.value_str(first);
-        if it.any(|o| self.value_str(o) != v) {
-            return Err(Error::Duplicate(name.as_str()));
+        if let Some(second) = it.next() {
+            let v = self.value_str(first);
+            if self.value_str(second) != v || it.any(|o| self.value_str(o) != v) {
+                return Err(Error::Duplicate(name.as_str()));
+            }
         }
-        Ok(Some(self.value_of(first)))
+        Ok(Some(first))
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
-        let v = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
-        NameAddr::parse(&v, name.as_str())
+        let f = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
+        NameAddr::parse_in(self.src(f), Message::value_sub(f), name.as_str())
     }
 
     fn list<T>(
         &self,
         name: HeaderName,
-        f: impl Fn(&SipStr, &mut Vec<T>) -> Result<(), Error>,
+        f: impl Fn(&SipStr, Sub, &mut Vec<T>) -> Result<(), Error>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         for field in self.fields_named(name) {
-            f(&self.value_of(field), &mut out)?;
+            f(self.src(field), Message::value_sub(field), &mut out)?;
         }
         Ok(out)
     }
 
     fn addr_list(&self, name: HeaderName, label: &'static str) -> Result<Vec<NameAddr>, Error> {
-        self.list(name, |v, out| {
-            parse_list(v, label, out, |src, i| NameAddr::parse_in(src, i, label))
+        self.list(name, |src, v, out| {
+            parse_list(src, v, label, out, |src, i| {
+                NameAddr::parse_in(src, i, label)
+            })
         })
     }
 
     // ----- edits ------------------------------------------------------------
 
-    fn owned_field(name: HeaderName, raw_name: &str, value: &str) -> Result<Field, Error> {
+    /// A new header line `raw_name: value` whose text goes to `owned`.
+    fn owned_field(
+        &mut self,
+        name: HeaderName,
+        raw_name: &str,
+        value: &str,
+    ) -> Result<Field, Error> {
         if raw_name.is_empty() || !raw_name.bytes().all(is_token) {
             return Err(Error::HeaderLine {
                 line: 0,
@@ -782,26 +815,45 @@ impl Message {
             ));
         }
         let text = format!("{raw_name}: {value}");
-        let vstart = raw_name.len() + 2;
-        Ok(Field {
+        Ok(self.add_owned(name, raw_name.len(), text))
+    }
+
+    fn add_owned(&mut self, name: HeaderName, name_len: usize, text: String) -> Field {
+        let vstart = (name_len + 2).min(text.len());
+        let f = Field {
             name,
-            name_span: Span::new(0, raw_name.len()),
+            owned: self.owned.len() as u32 + 1,
+            name_end: name_len as u32,
             value: Span::new(vstart, text.len()),
             line: Span::new(0, text.len()),
-            owned: Some(SipStr::from(text)),
-        })
+        };
+        self.owned.push(SipStr::from(text));
+        f
     }
 
     fn touched(&mut self) {
         self.edited = true;
         self.cache = Cache::default();
+        // Drop the text of edited lines that are gone.
+        let live = self.fields.iter().filter(|f| f.owned != 0).count();
+        if live != self.owned.len() {
+            let mut owned = Vec::with_capacity(live);
+            for f in &mut self.fields {
+                if f.owned != 0 {
+                    let text = self.owned.get(f.owned as usize - 1).cloned();
+                    owned.push(text.unwrap_or_default());
+                    f.owned = owned.len() as u32;
+                }
+            }
+            self.owned = owned;
+        }
         self.reindex();
     }
 
     /// Inserts a value above every existing value of `name` (a proxy pushing
     /// its Via, RFC 3261 §16.6 step 8, or a Record-Route, step 4).
     pub fn push_header(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
-        let f = Message::owned_field(name, name.as_str(), value)?;
+        let f = self.owned_field(name, name.as_str(), value)?;
         let at = self.fields.iter().position(|f| f.name == name).unwrap_or(0);
         self.fields.insert(at, f);
         self.touched();
@@ -811,7 +863,7 @@ impl Message {
     /// Appends a header line (any name, known or not) after all others.
     pub fn append_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let hn = HeaderName::parse(name);
-        let f = Message::owned_field(hn, name, value)?;
+        let f = self.owned_field(hn, name, value)?;
         self.fields.push(f);
         self.touched();
         Ok(())
@@ -820,7 +872,7 @@ impl Message {
     /// Replaces every line of a header by one line with `value` (in the
     /// position of the first one), or appends it.
     pub fn set_header(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
-        let f = Message::owned_field(name, name.as_str(), value)?;
+        let f = self.owned_field(name, name.as_str(), value)?;
         match self.fields.iter().position(|f| f.name == name) {
             Some(i) => {
                 self.fields[i] = f;
@@ -865,17 +917,11 @@ impl Message {
             // LWS, so build the line directly.
             let raw_name = self
                 .text(&self.fields[i])
-                .get(self.fields[i].name_span.range())
+                .get(self.fields[i].name_range())
                 .unwrap_or("")
                 .to_owned();
             let text = format!("{raw_name}: {joined}");
-            self.fields[i] = Field {
-                name,
-                name_span: Span::new(0, raw_name.len()),
-                value: Span::new(raw_name.len() + 2, text.len()),
-                line: Span::new(0, text.len()),
-                owned: Some(SipStr::from(text)),
-            };
+            self.fields[i] = self.add_owned(name, raw_name.len(), text);
         }
         self.touched();
         Some(first)
@@ -952,17 +998,17 @@ impl Message {
                 }
                 continue;
             }
-            match &f.owned {
-                Some(o) => {
-                    out.extend_from_slice(o.as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                }
-                None => {
+            match f.owned {
+                0 => {
                     let line = self.head.get(f.line.range()).unwrap_or("");
                     out.extend_from_slice(line.as_bytes());
                     if !line.ends_with('\n') {
                         out.extend_from_slice(b"\r\n");
                     }
+                }
+                _ => {
+                    out.extend_from_slice(self.text(f).as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
             }
         }
@@ -1005,11 +1051,32 @@ fn itoa_buf(mut n: usize) -> ItoaBuf {
     }
 }
 
+#[inline]
 fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
-    while end > start && matches!(data[end - 1], SP | b'\t') {
+    while end > start && matches!(data.get(end - 1), Some(&(SP | b'\t'))) {
         end -= 1;
     }
     end
+}
+
+/// The end of the line starting at `pos` without its terminator (LF or
+/// CRLF), and the start of the next line (`data.len()` for the last line
+/// when it has no terminator).
+#[inline]
+fn line_end(data: &[u8], pos: usize) -> (usize, usize) {
+    let rest = data.get(pos..).unwrap_or(&[]);
+    match memchr::memchr(b'\n', rest) {
+        Some(i) => {
+            let nl = pos + i;
+            let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
+                nl - 1
+            } else {
+                nl
+            };
+            (content_end, nl + 1)
+        }
+        None => (data.len(), data.len()),
+    }
 }
 
 /// Parses the start line. Errors in a request line that still looks like a

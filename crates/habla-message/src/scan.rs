@@ -67,6 +67,24 @@ pub(crate) fn is_word(c: u8) -> bool {
     WORD[c as usize]
 }
 
+/// `callid = word [ "@" word ]` (RFC 3261 §25.1).
+pub(crate) fn is_call_id(b: &[u8]) -> bool {
+    let mut at = None;
+    for (i, &c) in b.iter().enumerate() {
+        if !is_word(c) {
+            if c == b'@' && at.is_none() {
+                at = Some(i);
+            } else {
+                return false;
+            }
+        }
+    }
+    match at {
+        None => !b.is_empty(),
+        Some(i) => i > 0 && i + 1 < b.len(),
+    }
+}
+
 const fn build_classes() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;

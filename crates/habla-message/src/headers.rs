@@ -1,7 +1,7 @@
 //! Typed header values (RFC 3261 §20, §25.1). Each parser takes the value as
 //! a shared string and returns a view whose parts are slices of it.
 
-use crate::params::{scan_header_params, Params};
+use crate::params::{scan_header_params, scan_header_params_finding, Params};
 use crate::scan::{comma_items, find_byte, is_token, parse_u32, trim_lws, unquote, Scanner};
 use crate::text::Sub;
 use crate::uri::{scan_host, scan_port, Host, HostKind, Uri};
@@ -25,6 +25,8 @@ pub struct Via {
     host_kind: HostKind,
     port: Option<u16>,
     params: Sub,
+    /// The value of the first `branch` parameter, found while parsing.
+    branch: Option<Sub>,
 }
 
 impl PartialEq for Via {
@@ -66,7 +68,7 @@ impl Via {
     }
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
-        self.params().value("branch")
+        self.branch.map(|b| b.get(&self.raw))
     }
     /// Whether the branch starts with the RFC 3261 magic cookie and has
     /// something after it (RFC 3261 §17.2.3 matching applies then).
@@ -127,12 +129,12 @@ impl Via {
         }
         let (host, host_kind) = scan_host(&mut sc).map_err(err)?;
         let port = scan_port(&mut sc).map_err(err)?;
-        let params = scan_header_params(&mut sc).map_err(err)?;
+        let (params, branch) = scan_header_params_finding(&mut sc, "branch").map_err(err)?;
         sc.skip_lws();
         if !sc.at_end() {
             return Err(err("unexpected text after Via parameters"));
         }
-        if let Some(b) = Params(params).get("branch") {
+        if let Some(b) = branch {
             if b.is_none_or(|b| !b.bytes().all(is_token)) {
                 return Err(err("branch must be a token"));
             }
@@ -146,6 +148,7 @@ impl Via {
             host_kind,
             port,
             params: Sub::of(src, params),
+            branch: branch.flatten().map(|b| Sub::of(src, b)),
             raw: src.clone(),
         })
     }
@@ -160,6 +163,8 @@ pub struct NameAddr {
     all: Sub,
     display: Option<Sub>,
     params: Sub,
+    /// The value of the first `tag` parameter, found while parsing.
+    tag: Option<Sub>,
     bracketed: bool,
 }
 
@@ -189,7 +194,7 @@ impl NameAddr {
     }
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&str> {
-        self.params().value("tag")
+        self.tag.map(|t| t.get(self.src()))
     }
     /// Whether the URI was written inside `<...>`.
     pub fn is_bracketed(&self) -> bool {
@@ -275,7 +280,7 @@ impl NameAddr {
         } else {
             uri.map_err(|_| err("not a name-addr or addr-spec"))?
         };
-        let params = scan_header_params(&mut sc).map_err(err)?;
+        let (params, tag) = scan_header_params_finding(&mut sc, "tag").map_err(err)?;
         sc.skip_lws();
         if !sc.at_end() {
             return Err(err("unexpected text after the address"));
@@ -284,6 +289,7 @@ impl NameAddr {
             all: Sub::of(value, v),
             display: display.map(|d| Sub::of(value, d)),
             params: Sub::of(value, params),
+            tag: tag.flatten().map(|t| Sub::of(value, t)),
             bracketed,
             uri,
         })

@@ -194,17 +194,26 @@ impl Message {
     /// Parses one message from a datagram or a framed stream message, and
     /// validates the headers every element relies on (RFC 3261 §8.1.1: Via,
     /// From, To, Call-ID, CSeq, Max-Forwards, and the request line).
+    #[inline]
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
         Message::parse_with(buf, &Limits::default())
     }
 
     /// [`Message::parse`] with explicit limits.
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        let m = Message::parse_lazy(buf, limits)?;
-        match m.validate() {
-            Ok(()) => Ok(m),
-            Err(e) => Err(ParseError::new(e, Some(m))),
+        // Returns the result of `parse_lazy` as it is when valid, so that
+        // the message is not moved again.
+        let mut r = Message::parse_lazy(buf, limits);
+        let invalid = match &r {
+            Ok(m) => m.validate().err(),
+            Err(_) => None,
+        };
+        if let Some(e) = invalid {
+            if let Ok(m) = r {
+                r = Err(ParseError::new(e, Some(m)));
+            }
         }
+        r
     }
 
     /// Frames the message and splits its lines, parsing no header value:
@@ -232,7 +241,10 @@ impl Message {
         let head_limit = msg_start.saturating_add(limits.max_header_size);
 
         // The start line.
-        let (start_content_end, next) = line_end(data, pos);
+        // Every octet of the header section passes through `line_end`,
+        // which ORs them into `high`: no high bit means ASCII.
+        let mut high = 0u64;
+        let (start_content_end, next) = line_end(data, pos, &mut high);
         if next > head_limit {
             return hard(Error::Limit {
                 what: LimitKind::HeaderSize,
@@ -252,7 +264,7 @@ impl Message {
         let mut line_no = 1usize;
         while pos < data.len() {
             line_no += 1;
-            let (content_end, next) = line_end(data, pos);
+            let (content_end, next) = line_end(data, pos, &mut high);
             if next > head_limit {
                 return hard(Error::Limit {
                     what: LimitKind::HeaderSize,
@@ -286,11 +298,13 @@ impl Message {
                 }
             } else {
                 // field-name = token, then optional white space and ':'.
-                let mut i = pos;
-                while i < content_end && data.get(i).is_some_and(|&c| is_token(c)) {
-                    i += 1;
-                }
-                let name_end = i;
+                let line = data.get(pos..content_end).unwrap_or(&[]);
+                let name_end = pos
+                    + line
+                        .iter()
+                        .position(|&c| !is_token(c))
+                        .unwrap_or(line.len());
+                let mut i = name_end;
                 while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
                     i += 1;
                 }
@@ -316,7 +330,7 @@ impl Message {
                     vstart += 1;
                 }
                 let vend = trim_end_ws(data, vstart, content_end);
-                let name = HeaderName::parse_bytes(data.get(pos..name_end).unwrap_or(&[]));
+                let name = HeaderName::parse_at(data, pos, name_end);
                 if let Some(slot) = index.get_mut(name as usize) {
                     if slot.count == 0 {
                         slot.first = fields.len() as u32;
@@ -335,9 +349,13 @@ impl Message {
             pos = next;
         }
         // Validate UTF-8 once; every later slice is then a `str`.
-        let head = match SipStr::from_utf8(buf.slice(..head_end_lines)) {
-            Ok(h) => h,
-            Err(_) => return hard(Error::NotUtf8),
+        let head = if high & HIGH_BITS == 0 {
+            SipStr::from_ascii(buf.slice(..head_end_lines))
+        } else {
+            match SipStr::from_utf8(buf.slice(..head_end_lines)) {
+                Ok(h) => h,
+                Err(_) => return hard(Error::NotUtf8),
+            }
         };
         let (start, version, start_error) = match parse_start_line(&head, start_line) {
             Ok(x) => x,
@@ -1059,15 +1077,46 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The position of the first LF at or after `pos`. Every octet from `pos`
+/// to the LF (and possibly a few after it) is ORed into `high`.
+#[inline]
+fn find_lf(data: &[u8], mut i: usize, high: &mut u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    // Eight octets at a time: the lowest set bit of `zero` marks the first
+    // octet equal to LF (bits above it may be spurious).
+    while let Some(w) = data
+        .get(i..i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+        .map(u64::from_le_bytes)
+    {
+        *high |= w;
+        let x = w ^ LF;
+        let zero = x.wrapping_sub(ONES) & !x & HIGH_BITS;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while let Some(&c) = data.get(i) {
+        *high |= u64::from(c);
+        if c == b'\n' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The end of the line starting at `pos` without its terminator (LF or
 /// CRLF), and the start of the next line (`data.len()` for the last line
-/// when it has no terminator).
+/// when it has no terminator). Octets passed over are ORed into `high`.
 #[inline]
-fn line_end(data: &[u8], pos: usize) -> (usize, usize) {
-    let rest = data.get(pos..).unwrap_or(&[]);
-    match memchr::memchr(b'\n', rest) {
-        Some(i) => {
-            let nl = pos + i;
+fn line_end(data: &[u8], pos: usize, high: &mut u64) -> (usize, usize) {
+    match find_lf(data, pos, high) {
+        Some(nl) => {
             let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
                 nl - 1
             } else {

@@ -60,9 +60,51 @@ macro_rules! header_names {
                         break;
                     }
                     let (canonical, name) = KNOWN[slot as usize - 1];
-                    // Exact spelling first (the common case), then any case.
-                    if canonical.as_bytes() == b || canonical.as_bytes().eq_ignore_ascii_case(b) {
+                    if canonical.len() == b.len()
+                        && canonical
+                            .bytes()
+                            .zip(b)
+                            .all(|(c, &x)| x == c || (x | 0x20 == c | 0x20 && c.is_ascii_alphabetic()))
+                    {
                         return name;
+                    }
+                }
+                HeaderName::Other
+            }
+
+            /// [`HeaderName::parse_bytes`] on `data[start..end]`, comparing
+            /// eight octets at a time when `data` holds enough octets
+            /// after the name (a header line always does).
+            #[inline]
+            pub(crate) fn parse_at(data: &[u8], start: usize, end: usize) -> HeaderName {
+                let len = end.wrapping_sub(start);
+                if len < 2 || len > 24 || data.len() < start + 24 {
+                    return HeaderName::parse_bytes(data.get(start..end).unwrap_or(&[]));
+                }
+                let word = |k: usize| -> u64 {
+                    data.get(start + 8 * k..start + 8 * k + 8)
+                        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+                        .map_or(0, u64::from_le_bytes)
+                };
+                let first = data.get(start).map_or(0, u8::to_ascii_lowercase);
+                let last = data.get(end - 1).map_or(0, u8::to_ascii_lowercase);
+                let w0 = word(0);
+                for &slot in &NAME_TABLE[bucket(len, first, last)] {
+                    if slot == 0 {
+                        break;
+                    }
+                    let k = &NAME_WORDS[slot as usize - 1];
+                    if k.len as usize != len || (w0 & k.keep[0]) | k.case[0] != k.lower[0] {
+                        continue;
+                    }
+                    if len <= 8 {
+                        return KNOWN[slot as usize - 1].1;
+                    }
+                    if (word(1) & k.keep[1]) | k.case[1] != k.lower[1] {
+                        continue;
+                    }
+                    if len <= 16 || (word(2) & k.keep[2]) | k.case[2] == k.lower[2] {
+                        return KNOWN[slot as usize - 1].1;
                     }
                 }
                 HeaderName::Other
@@ -158,6 +200,53 @@ const fn build_table() -> [[u8; 2]; BUCKETS] {
     t
 }
 
+/// A known name as three little-endian words: a received name `w` matches
+/// when `(w & keep) | case == lower` for each word (`case` folds the case
+/// of letters only, so that `-` matches nothing but itself).
+struct NameWords {
+    len: u8,
+    keep: [u64; 3],
+    case: [u64; 3],
+    lower: [u64; 3],
+}
+
+const fn build_words() -> [NameWords; KNOWN.len()] {
+    let mut out = [const {
+        NameWords {
+            len: 0,
+            keep: [0; 3],
+            case: [0; 3],
+            lower: [0; 3],
+        }
+    }; KNOWN.len()];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let n = KNOWN[i].0.as_bytes();
+        assert!(
+            n.len() <= 24,
+            "header names longer than 24 octets need a fourth word"
+        );
+        out[i].len = n.len() as u8;
+        let mut j = 0;
+        while j < n.len() {
+            let c = n[j];
+            let (w, sh) = (j / 8, (j % 8) * 8);
+            out[i].keep[w] |= 0xff << sh;
+            if c.is_ascii_alphabetic() {
+                out[i].case[w] |= 0x20 << sh;
+                out[i].lower[w] |= (c.to_ascii_lowercase() as u64) << sh;
+            } else {
+                out[i].lower[w] |= (c as u64) << sh;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+static NAME_WORDS: [NameWords; KNOWN.len()] = build_words();
+
 /// Known long names hashed by (length, first, last) into buckets of two:
 /// recognising a name costs one hash and at most two comparisons.
 static NAME_TABLE: [[u8; 2]; BUCKETS] = build_table();
@@ -209,7 +298,29 @@ mod tests {
             assert_eq!(HeaderName::parse(&canonical.to_ascii_lowercase()), name);
             assert_eq!(HeaderName::parse(&canonical.to_ascii_uppercase()), name);
             assert_eq!(name.as_str(), canonical);
+            for spelled in [
+                canonical.to_string(),
+                canonical.to_ascii_lowercase(),
+                canonical.to_ascii_uppercase(),
+            ] {
+                let mut buf = spelled.clone().into_bytes();
+                let end = buf.len();
+                buf.extend_from_slice(b": value and more octets after the name\r\n");
+                assert_eq!(HeaderName::parse_at(&buf, 0, end), name, "{spelled}");
+                // A '-' never matches CR, nor a letter its neighbour.
+                let bad: String = spelled.replace('-', "\r");
+                if bad != spelled {
+                    assert_eq!(HeaderName::parse(&bad), HeaderName::Other);
+                    let mut buf = bad.into_bytes();
+                    buf.extend_from_slice(b": value and more octets after the name\r\n");
+                    assert_eq!(HeaderName::parse_at(&buf, 0, end), HeaderName::Other);
+                }
+            }
         }
+        let buf = b"X-Custom-Header: 1\r\nVia: x\r\nCall-IE: y\r\n                    ";
+        assert_eq!(HeaderName::parse_at(buf, 0, 15), HeaderName::Other);
+        assert_eq!(HeaderName::parse_at(buf, 20, 23), HeaderName::Via);
+        assert_eq!(HeaderName::parse_at(buf, 28, 35), HeaderName::Other);
         for (c, n) in [
             ('i', HeaderName::CallId),
             ('m', HeaderName::Contact),

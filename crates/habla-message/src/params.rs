@@ -104,7 +104,19 @@ fn is_lws_byte(c: u8) -> bool {
 /// Scans `*( SEMI generic-param )` of a header value (LWS allowed around `;`
 /// and `=`), RFC 3261 §25.1. Returns the text of the list.
 pub(crate) fn scan_header_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'static str> {
+    scan_header_params_finding(s, "").map(|(p, _)| p)
+}
+
+/// [`scan_header_params`] that also returns the first parameter named `key`
+/// (case-insensitive; `Some(None)` when it has no value), as
+/// [`Params::get`] would find it in the returned list.
+#[inline]
+pub(crate) fn scan_header_params_finding<'a>(
+    s: &mut Scanner<'a>,
+    key: &str,
+) -> Result<(&'a str, Option<Option<&'a str>>), &'static str> {
     let mut start = None;
+    let mut found = None;
     loop {
         let save = s.pos;
         s.skip_lws();
@@ -115,24 +127,34 @@ pub(crate) fn scan_header_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'s
         start.get_or_insert(s.pos);
         s.pos += 1;
         s.skip_lws();
-        if s.token().is_none() {
+        let Some(name) = s.token() else {
             return Err("empty or invalid parameter name");
-        }
+        };
         let save = s.pos;
         s.skip_lws();
-        if s.eat(b'=') {
+        let value = if s.eat(b'=') {
             s.skip_lws();
-            if s.quoted_string().is_none() && s.take_while(is_param_value).is_empty() {
+            let v = match s.quoted_string() {
+                Some(q) => q,
+                None => s.take_while(is_param_value),
+            };
+            if v.is_empty() {
                 return Err("parameter has '=' but no valid value");
             }
+            Some(v)
         } else {
             s.pos = save;
+            None
+        };
+        if found.is_none() && !key.is_empty() && name.eq_ignore_ascii_case(key) {
+            found = Some(value);
         }
     }
-    Ok(match start {
+    let list = match start {
         Some(st) => s.s.get(st..s.pos).unwrap_or(""),
         None => "",
-    })
+    };
+    Ok((list, found))
 }
 
 /// RFC 3261 §25.1 `paramchar`: param-unreserved / unreserved / escaped.
@@ -142,23 +164,56 @@ pub(crate) fn is_uri_param_char(c: u8) -> bool {
 }
 
 /// Scans `*( ";" uri-parameter )` of a SIP URI (no whitespace allowed).
+#[inline]
 pub(crate) fn scan_uri_params<'a>(s: &mut Scanner<'a>) -> Result<&'a str, &'static str> {
     let start = s.pos;
-    while s.eat(b';') {
-        let name = s.take_while(is_uri_param_char);
-        if name.is_empty() {
-            return Err("empty URI parameter");
-        }
-        check_escapes(name)?;
-        if s.eat(b'=') {
-            let v = s.take_while(is_uri_param_char);
-            if v.is_empty() {
-                return Err("URI parameter has '=' but no value");
+    let b = s.s.as_bytes();
+    let mut i = start;
+    let mut escaped = false;
+    while b.get(i) == Some(&b';') {
+        i += 1;
+        let name_start = i;
+        while let Some(&c) = b.get(i) {
+            if !is_uri_param_char(c) {
+                break;
             }
-            check_escapes(v)?;
+            escaped |= c == b'%';
+            i += 1;
+        }
+        if i == name_start {
+            return Err(escape_error_before(b, start, i).unwrap_or("empty URI parameter"));
+        }
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let value_start = i;
+            while let Some(&c) = b.get(i) {
+                if !is_uri_param_char(c) {
+                    break;
+                }
+                escaped |= c == b'%';
+                i += 1;
+            }
+            if i == value_start {
+                return Err(escape_error_before(b, start, i)
+                    .unwrap_or("URI parameter has '=' but no value"));
+            }
         }
     }
-    Ok(s.since(start))
+    s.pos = i;
+    let list = s.since(start);
+    if escaped {
+        // Every name and value: '%' is not a separator, so checking the
+        // whole list checks each of them.
+        check_escapes(list)?;
+    }
+    Ok(list)
+}
+
+/// An escape error in `b[start..end]`, which a parameter-by-parameter check
+/// would report before a syntax error at `end`.
+fn escape_error_before(b: &[u8], start: usize, end: usize) -> Option<&'static str> {
+    let text = std::str::from_utf8(b.get(start..end)?).ok()?;
+    check_escapes(text).err()
 }
 
 /// Every `%` must start a `%HH` escape (RFC 3261 §25.1 `escaped`).

@@ -353,34 +353,46 @@ impl<'a> Iterator for CommaItems<'a> {
         }
         let b = self.s.as_bytes();
         let start = self.pos;
-        let rest = b.get(start..).unwrap_or(&[]);
-        // Fast path: no quotes or brackets ahead (or no comma at all), so
-        // the next comma ends the item.
-        if find_byte(rest, b',').is_none() || !rest.iter().any(|&c| c == b'"' || c == b'<') {
-            let end = match find_byte(rest, b',') {
-                Some(c) => start + c,
-                None => b.len(),
-            };
-            if end >= b.len() {
-                self.done = true;
-            } else {
-                self.pos = end + 1;
-            }
-            return Some(trim_lws(self.s.get(start..end).unwrap_or("")));
-        }
         let mut i = start;
-        let mut in_quotes = false;
-        let mut in_angle = false;
+        // Up to the first comma outside `<...>`; a quote anywhere (or a '<'
+        // never closed) takes the exact scan below from the item's start.
+        let mut exact = false;
         while let Some(&c) = b.get(i) {
             match c {
-                b'\\' if in_quotes => i += 1,
-                b'"' => in_quotes = !in_quotes,
-                b'<' if !in_quotes => in_angle = true,
-                b'>' if !in_quotes => in_angle = false,
-                b',' if !in_quotes && !in_angle => break,
-                _ => {}
+                b',' => break,
+                b'"' => {
+                    exact = true;
+                    break;
+                }
+                b'<' => {
+                    // Skip to the matching '>' unless a quote comes first.
+                    let rest = b.get(i + 1..).unwrap_or(&[]);
+                    match rest.iter().position(|&c| c == b'>' || c == b'"') {
+                        Some(k) if rest.get(k) == Some(&b'>') => i += k + 2,
+                        _ => {
+                            exact = true;
+                            break;
+                        }
+                    }
+                }
+                _ => i += 1,
             }
-            i += 1;
+        }
+        if exact {
+            i = start;
+            let mut in_quotes = false;
+            let mut in_angle = false;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b'\\' if in_quotes => i += 1,
+                    b'"' => in_quotes = !in_quotes,
+                    b'<' if !in_quotes => in_angle = true,
+                    b'>' if !in_quotes => in_angle = false,
+                    b',' if !in_quotes && !in_angle => break,
+                    _ => {}
+                }
+                i += 1;
+            }
         }
         let end = i.min(b.len());
         if end >= b.len() {
@@ -393,24 +405,47 @@ impl<'a> Iterator for CommaItems<'a> {
 }
 
 /// Trims SP, HTAB, CR and LF from both ends.
+#[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+    let b = s.as_bytes();
+    let mut start = 0;
+    while let Some(&c) = b.get(start) {
+        if !matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            break;
+        }
+        start += 1;
+    }
+    let mut end = b.len();
+    while end > start && matches!(b.get(end - 1), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+        end -= 1;
+    }
+    // Both ends are next to ASCII bytes: character boundaries.
+    s.get(start..end).unwrap_or("")
 }
 
 /// Parses a decimal number of at most `max` without overflow; `None` for
 /// anything else (empty, non-digits, too large).
+#[inline]
 pub(crate) fn parse_u32(s: &str, max: u32) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+    let b = s.as_bytes();
+    if b.is_empty() {
         return None;
     }
-    let t = s.trim_start_matches('0');
-    if t.len() > 10 {
-        return None;
+    // Leading zeros do not count towards the length limit.
+    let mut v = 0u64;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+        if v > u64::from(max) {
+            // Still reject later non-digits the same way: the value is too
+            // large either way, and `None` is the answer for both.
+            return None;
+        }
     }
-    let v = t
-        .bytes()
-        .fold(0u64, |acc, c| acc * 10 + u64::from(c - b'0'));
-    (v <= u64::from(max)).then_some(v as u32)
+    Some(v as u32)
 }
 
 #[cfg(test)]
@@ -474,5 +509,7 @@ mod tests {
         assert_eq!(parse_u32("", 9), None);
         assert_eq!(parse_u32("-1", 9), None);
         assert_eq!(parse_u32("70", 69), None);
+        assert_eq!(parse_u32("7x", 69), None);
+        assert_eq!(parse_u32("0", 0), Some(0));
     }
 }

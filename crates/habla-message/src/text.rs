@@ -32,6 +32,15 @@ impl SipStr {
         Ok(SipStr(bytes))
     }
 
+    /// Wraps `bytes` that the caller has checked to be ASCII (every octet
+    /// below 0x80), hence valid UTF-8: the type's invariant rests on that
+    /// check, which debug builds (tests, fuzz replays) repeat here.
+    #[inline]
+    pub(crate) fn from_ascii(bytes: Bytes) -> Self {
+        debug_assert!(bytes.is_ascii(), "SipStr::from_ascii on non-ASCII octets");
+        SipStr(bytes)
+    }
+
     /// The text.
     #[inline]
     pub fn as_str(&self) -> &str {

@@ -134,6 +134,7 @@ impl fmt::Display for Host<'_> {
 }
 
 /// Scans `host` (RFC 3261 §25.1): `[IPv6]`, IPv4 or a domain name.
+#[inline]
 pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind), &'static str> {
     let start = sc.pos;
     if sc.eat(b'[') {
@@ -147,20 +148,39 @@ pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind),
         let addr = inner.parse::<Ipv6Addr>().ok();
         return Ok((sc.since(start), HostKind::Ipv6(addr)));
     }
-    let name = sc.take_while(|c| is(c, class::HOSTNAME));
-    let b = name.as_bytes();
-    match b.first() {
+    // One pass: the extent of the name, and whether it holds "..".
+    let b = sc.s.as_bytes();
+    let mut i = start;
+    let mut prev_dot = false;
+    let mut double_dot = false;
+    while let Some(&c) = b.get(i) {
+        if !is(c, class::HOSTNAME) {
+            break;
+        }
+        let dot = c == b'.';
+        double_dot |= dot & prev_dot;
+        prev_dot = dot;
+        i += 1;
+    }
+    sc.pos = i;
+    let name = sc.since(start);
+    let nb = name.as_bytes();
+    match nb.first() {
         None => return Err("host is missing"),
         Some(b'.' | b'-') => return Err("host name is not valid"),
         _ => {}
     }
-    let kind = if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-        match name.parse::<Ipv4Addr>() {
-            Ok(a) => HostKind::Ipv4(a),
-            Err(_) => return Err("IPv4 address is not valid"),
+    // Only a name made of digits and dots is an IPv4 address (a letter
+    // first rules it out at once).
+    let kind = if nb.first().is_some_and(u8::is_ascii_digit)
+        && nb.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+    {
+        match parse_ipv4(nb) {
+            Some(a) => HostKind::Ipv4(a),
+            None => return Err("IPv4 address is not valid"),
         }
     } else {
-        if b.windows(2).any(|w| w == b"..") {
+        if double_dot {
             return Err("host name is not valid");
         }
         HostKind::Name
@@ -168,7 +188,41 @@ pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind),
     Ok((name, kind))
 }
 
+/// A dotted-quad IPv4 address as `std` parses it (four decimal octets of
+/// one to three digits, no leading zero, at most 255), without its generic
+/// parser.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut i = 0;
+    loop {
+        let start = i;
+        let mut v = 0u32;
+        while let Some(&c) = b.get(i) {
+            if !c.is_ascii_digit() || i - start == 3 {
+                break;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b.get(start) == Some(&b'0')) || v > 255 {
+            return None;
+        }
+        *octets.get_mut(n)? = v as u8;
+        n += 1;
+        if n == 4 {
+            return (i == b.len()).then(|| Ipv4Addr::from(octets));
+        }
+        if b.get(i) != Some(&b'.') {
+            return None;
+        }
+        i += 1;
+    }
+}
+
 /// Scans `[":" port]`.
+#[inline]
 pub(crate) fn scan_port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
     if !sc.eat(b':') {
         return Ok(None);
@@ -201,6 +255,19 @@ impl Uri {
     /// `src` shared.
     pub(crate) fn parse_in(src: &SipStr, all: Sub) -> Result<Uri, Error> {
         let s = all.get(src);
+        // Fast path: `sip:` / `sips:` in any case.
+        let b = s.as_bytes();
+        if let Some(&[x, y, z, c]) = b.get(..4) {
+            if x | 0x20 == b's' && y | 0x20 == b'i' && z | 0x20 == b'p' {
+                let sips = c | 0x20 == b's' && b.get(4) == Some(&b':');
+                if c == b':' || sips {
+                    let from = if sips { 5 } else { 4 };
+                    return parse_sip(src, all, from, sips)
+                        .map(Uri::Sip)
+                        .map_err(|r| Error::uri(s, r));
+                }
+            }
+        }
         let Some(colon) = find_byte(s.as_bytes(), b':') else {
             return Err(Error::uri(
                 s,
@@ -287,13 +354,56 @@ impl Uri {
 
 fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri, &'static str> {
     let s = all.get(src);
+    // Positions below are in `s`; spans are stored relative to `src`.
+    let base = Sub::of(src, s).start();
+    let span = |a: usize, b: usize| Sub::new(base + a, base + b);
+    let b = s.as_bytes();
     let mut sc = Scanner::new(s);
     sc.pos = from;
-    let at = |part: &str| Some(Sub::of(src, part));
-    // userinfo: everything before the '@' (which no other part may hold).
+    // userinfo: everything before the first '@' (which no other part may
+    // hold). One scan of user characters finds it in the usual forms
+    // (`user@`, `user:password@`, no userinfo at all).
     let (mut user, mut password) = (None, None);
-    if let Some(a) = s.as_bytes().get(from..).and_then(|r| find_byte(r, b'@')) {
-        let userinfo = &s[from..from + a];
+    let mut i = from;
+    let mut escaped = false;
+    while let Some(&c) = b.get(i) {
+        if !is(c, class::USER) {
+            break;
+        }
+        escaped |= c == b'%';
+        i += 1;
+    }
+    let mut at = None;
+    match b.get(i) {
+        Some(b'@') => at = Some(i),
+        Some(b':') => {
+            let mut j = i + 1;
+            while let Some(&c) = b.get(j) {
+                if !is(c, class::PASSWORD) {
+                    break;
+                }
+                j += 1;
+            }
+            if b.get(j) == Some(&b'@') {
+                at = Some(j);
+            } else if b.get(j..).and_then(|r| find_byte(r, b'@')).is_some() {
+                at = b
+                    .get(from..)
+                    .and_then(|r| find_byte(r, b'@'))
+                    .map(|a| from + a);
+            }
+        }
+        _ => {
+            if b.get(i..).and_then(|r| find_byte(r, b'@')).is_some() {
+                at = b
+                    .get(from..)
+                    .and_then(|r| find_byte(r, b'@'))
+                    .map(|a| from + a);
+            }
+        }
+    }
+    if let Some(at) = at {
+        let userinfo = s.get(from..at).unwrap_or("");
         let (u, p) = match find_byte(userinfo.as_bytes(), b':') {
             Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
             None => (userinfo, None),
@@ -301,31 +411,39 @@ fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri
         if u.is_empty() {
             return Err("user part before '@' is empty");
         }
-        if !u.bytes().all(|c| is(c, class::USER)) {
+        if u.len() != i - from && !u.bytes().all(|c| is(c, class::USER)) {
             return Err("user part holds a character that must be escaped");
         }
-        check_escapes(u)?;
-        user = at(u);
+        if escaped || u.len() != i - from {
+            check_escapes(u)?;
+        }
+        user = Some(span(from, from + u.len()));
         if let Some(p) = p {
             if !p.bytes().all(|c| is(c, class::PASSWORD)) {
                 return Err("password holds a character that must be escaped");
             }
             check_escapes(p)?;
-            password = at(p);
+            let ps = from + u.len() + 1;
+            password = Some(span(ps, ps + p.len()));
         }
-        sc.pos = from + a + 1;
+        sc.pos = at + 1;
     }
+    let host_start = sc.pos;
     let (host, host_kind) = scan_host(&mut sc)?;
+    let host = span(host_start, host_start + host.len());
     let port = scan_port(&mut sc)?;
+    let params_start = sc.pos;
     let params = scan_uri_params(&mut sc)?;
-    let mut headers = "";
+    let params = span(params_start, params_start + params.len());
+    let mut headers = Sub::new(base + sc.pos, base + sc.pos);
     if sc.eat(b'?') {
+        let hs = sc.pos;
         let h = sc.take_while(|c| is(c, class::URI_HEADER));
         check_escapes(h)?;
         if h.is_empty() || h.split('&').any(|kv| kv.is_empty() || kv.starts_with('=')) {
             return Err("URI headers are malformed");
         }
-        headers = h;
+        headers = span(hs, hs + h.len());
     }
     if !sc.at_end() {
         return Err("unexpected character in SIP URI");
@@ -334,11 +452,11 @@ fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri
         secure,
         user,
         password,
-        host: Sub::of(src, host),
+        host,
         host_kind,
         port,
-        params: Sub::of(src, params),
-        headers: Sub::of(src, headers),
+        params,
+        headers,
         src: src.clone(),
         all,
     })
@@ -684,6 +802,49 @@ mod tests {
             panic!()
         };
         assert_eq!(&*s.user_decoded().unwrap(), b"%25");
+    }
+
+    #[test]
+    fn ipv4_like_std() {
+        let cases = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..2.3",
+            "",
+            ".",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1234.1.1.1",
+            "10.0.0.1",
+            "001.2.3.4",
+            "1.2.3.4 ",
+            "9.99.199.249",
+            "1.2.3.",
+            "0.0.0.00",
+        ];
+        for c in cases {
+            assert_eq!(
+                parse_ipv4(c.as_bytes()),
+                c.parse::<Ipv4Addr>().ok(),
+                "{c:?}"
+            );
+        }
+        for a in 0..=300u32 {
+            for z in ["", "0", "00"] {
+                let c = format!("{z}{a}.1.{a}.{z}{a}");
+                assert_eq!(
+                    parse_ipv4(c.as_bytes()),
+                    c.parse::<Ipv4Addr>().ok(),
+                    "{c:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ macro_rules! header_names {
             #[inline]
             pub(crate) fn parse_at(data: &[u8], start: usize, end: usize) -> HeaderName {
                 let len = end.wrapping_sub(start);
-                if len < 2 || len > 24 || data.len() < start + 24 {
+                if !(2..=24).contains(&len) || data.len() < start + 24 {
                     return HeaderName::parse_bytes(data.get(start..end).unwrap_or(&[]));
                 }
                 let word = |k: usize| -> u64 {

@@ -2,9 +2,10 @@
 //! a shared string and returns a view whose parts are slices of it.
 
 use crate::params::{scan_header_params, scan_header_params_finding, Params};
+use crate::scan::is_param_value;
 use crate::scan::{comma_items, find_byte, is_token, parse_u32, trim_lws, unquote, Scanner};
 use crate::text::Sub;
-use crate::uri::{scan_host, scan_port, Host, HostKind, Uri};
+use crate::uri::{fast_host_port, scan_host, scan_port, Host, HostKind, Uri};
 use crate::{Error, Method, SipStr};
 use std::borrow::Cow;
 
@@ -150,6 +151,171 @@ impl Via {
             params: Sub::of(src, params),
             branch: branch.flatten().map(|b| Sub::of(src, b)),
             raw: src.clone(),
+        })
+    }
+}
+
+/// A parameter found by [`fast_params`]: the extent of its value, if any.
+type FoundParam = Option<(usize, usize)>;
+
+/// `*( ";" token [ "=" 1*param-value-char ] )` from `b[i..]` without LWS or
+/// quotes: the end of the list and the first parameter named `key` (its
+/// value's extent, if it has one). `None` for a malformed parameter or one
+/// that needs the general scanner ([`scan_header_params_finding`]), which
+/// gives the same result on every list this one accepts.
+#[inline]
+fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<FoundParam>)> {
+    let mut found = None;
+    while b.get(i) == Some(&b';') {
+        i += 1;
+        let n0 = i;
+        while b.get(i).is_some_and(|&c| is_token(c)) {
+            i += 1;
+        }
+        if i == n0 {
+            return None;
+        }
+        let n1 = i;
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let v0 = i;
+            while b.get(i).is_some_and(|&c| is_param_value(c)) {
+                i += 1;
+            }
+            if i == v0 {
+                return None;
+            }
+            value = Some((v0, i));
+        }
+        if found.is_none() && b.get(n0..n1).is_some_and(|n| n.eq_ignore_ascii_case(key)) {
+            found = Some(value);
+        }
+    }
+    Some((i, found))
+}
+
+impl Via {
+    /// The first Via value of the header value at `value` in `src` when it
+    /// has the usual form, `SIP/2.0/TRANSPORT host[:port][;params]`
+    /// without LWS or quotes, ended by the value's end or a comma: the same
+    /// `Via` as the general path (comma split, then [`Via::parse_in`]) in
+    /// one pass. `None` sends every other form, valid or not, there.
+    pub(crate) fn parse_first_fast(src: &SipStr, value: Sub) -> Option<Via> {
+        let s = value.get(src);
+        let base = Sub::of(src, s).start();
+        let b = s.as_bytes();
+        if b.get(..8)? != b"SIP/2.0/" {
+            return None;
+        }
+        let t0 = 8;
+        let mut i = t0;
+        while b.get(i).is_some_and(|&c| is_token(c)) {
+            i += 1;
+        }
+        let t1 = i;
+        if t1 == t0 || b.get(i) != Some(&b' ') {
+            return None;
+        }
+        let h0 = i + 1;
+        let (h1, host_kind, port, after) = fast_host_port(b, h0)?;
+        let (end, branch) = fast_params(b, after, b"branch")?;
+        if !matches!(b.get(end), None | Some(b',')) {
+            return None;
+        }
+        let branch = match branch {
+            None => None,
+            Some(Some((v0, v1))) if b.get(v0..v1)?.iter().all(|&c| is_token(c)) => {
+                Some(Sub::new(base + v0, base + v1))
+            }
+            // A branch without value or with a non-token one: the general
+            // path reports it.
+            Some(_) => return None,
+        };
+        let sub = |a: usize, z: usize| Sub::new(base + a, base + z);
+        Some(Via {
+            all: sub(0, end),
+            name: sub(0, 3),
+            version: sub(4, 7),
+            transport: sub(t0, t1),
+            host: sub(h0, h1),
+            host_kind,
+            port,
+            params: if end > after {
+                sub(after, end)
+            } else {
+                Sub::default()
+            },
+            branch,
+            raw: src.clone(),
+        })
+    }
+}
+
+impl NameAddr {
+    /// The value at `value` in `src` when it is one `<URI>` with an
+    /// optional display name of tokens separated by single spaces, and
+    /// header parameters without LWS or quotes: the same `NameAddr` as
+    /// [`NameAddr::parse_in`] (and, for a list header, as splitting the
+    /// value at commas first: such a value has no comma outside `<...>`).
+    /// `None` sends every other form, valid or not, to the general path.
+    pub(crate) fn parse_fast(src: &SipStr, value: Sub) -> Option<NameAddr> {
+        let s = value.get(src);
+        let base = Sub::of(src, s).start();
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut display = None;
+        if b.first() != Some(&b'<') {
+            loop {
+                let t0 = i;
+                while b.get(i).is_some_and(|&c| is_token(c)) {
+                    i += 1;
+                }
+                if i == t0 {
+                    return None;
+                }
+                let end = i;
+                match b.get(i) {
+                    Some(b'<') => {
+                        display = Some(end);
+                        break;
+                    }
+                    Some(b' ') => {
+                        i += 1;
+                        if b.get(i) == Some(&b'<') {
+                            display = Some(end);
+                            break;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        // b[i] is '<'.
+        let u0 = i + 1;
+        let close = u0 + find_byte(b.get(u0..)?, b'>')?;
+        if matches!(b.get(u0), Some(b' ' | b'\t'))
+            || matches!(b.get(close.wrapping_sub(1)), Some(b' ' | b'\t'))
+        {
+            return None;
+        }
+        let uri = Uri::parse_in(src, Sub::new(base + u0, base + close)).ok()?;
+        let after = close + 1;
+        let (end, tag) = fast_params(b, after, b"tag")?;
+        if end != b.len() {
+            return None;
+        }
+        Some(NameAddr {
+            uri,
+            all: Sub::new(base, base + b.len()),
+            display: display.map(|d| Sub::new(base, base + d)),
+            params: if end > after {
+                Sub::new(base + after, base + end)
+            } else {
+                Sub::default()
+            },
+            tag: tag.flatten().map(|(v0, v1)| Sub::new(base + v0, base + v1)),
+            bracketed: true,
         })
     }
 }
@@ -347,6 +513,10 @@ pub(crate) fn parse_contacts(
     value: Sub,
     out: &mut Vec<Contact>,
 ) -> Result<(), Error> {
+    if let Some(a) = NameAddr::parse_fast(src, value) {
+        out.push(Contact::Addr(a));
+        return Ok(());
+    }
     if trim_lws(value.get(src)) == "*" {
         out.push(Contact::Star);
         return Ok(());
@@ -393,6 +563,25 @@ impl CSeq {
 
     /// Parses the CSeq value `value`, a slice of `src`.
     pub(crate) fn parse_in(value: &str, src: &SipStr) -> Result<CSeq, Error> {
+        // Fast path: `DIGITS SP METHOD`, which the general code accepts with
+        // the same result.
+        let b = value.as_bytes();
+        let digits = b
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(b.len());
+        if digits > 0 && b.get(digits) == Some(&b' ') {
+            let m = b.get(digits + 1..).unwrap_or(&[]);
+            if !m.is_empty() && m.iter().all(|&c| is_token(c)) {
+                let seq = value.get(..digits).and_then(|d| parse_u32(d, u32::MAX));
+                let method = value
+                    .get(digits + 1..)
+                    .and_then(|m| Method::parse_in(m, src));
+                if let (Some(seq), Some(method)) = (seq, method) {
+                    return Ok(CSeq { seq, method });
+                }
+            }
+        }
         let mut sc = Scanner::new(value);
         sc.skip_lws();
         let digits = sc.take_while(|c| c.is_ascii_digit());
@@ -459,6 +648,35 @@ impl MediaType {
 
     /// Parses the media type at `value` in `src`.
     pub(crate) fn parse_in(src: &SipStr, value: Sub) -> Result<MediaType, Error> {
+        // Fast path: `token/token[;params]` without LWS or quotes, which the
+        // general code below accepts with the same spans.
+        let b = value.get(src).as_bytes();
+        let t1 = b.iter().position(|&c| !is_token(c)).unwrap_or(b.len());
+        if t1 > 0 && b.get(t1) == Some(&b'/') {
+            let s0 = t1 + 1;
+            let s1 = s0
+                + b.get(s0..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .position(|&c| !is_token(c))
+                    .unwrap_or(b.len() - s0);
+            if s1 > s0 {
+                if let Some((end, _)) = fast_params(b, s1, b"") {
+                    if end == b.len() {
+                        return Ok(MediaType {
+                            raw: src.slice(value.start()..value.end()),
+                            main: Sub::new(0, t1),
+                            subtype: Sub::new(s0, s1),
+                            params: if end > s1 {
+                                Sub::new(s1, end)
+                            } else {
+                                Sub::default()
+                            },
+                        });
+                    }
+                }
+            }
+        }
         let err = |r: &'static str| Error::header("Content-Type", r);
         let v = src.slice_ref(trim_lws(value.get(src)));
         let mut sc = Scanner::new(v.as_str());

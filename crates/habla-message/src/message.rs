@@ -92,10 +92,26 @@ struct Cache {
     call_id: OnceLock<Result<SipStr, Error>>,
     cseq: OnceLock<Result<CSeq, Error>>,
     max_forwards: OnceLock<Result<Option<u32>, Error>>,
-    contacts: OnceLock<Result<Vec<Contact>, Error>>,
+    contacts: OnceLock<Result<OneOrMany<Contact>, Error>>,
     routes: OnceLock<Result<Vec<NameAddr>, Error>>,
     record_routes: OnceLock<Result<Vec<NameAddr>, Error>>,
     content_type: OnceLock<Result<Option<MediaType>, Error>>,
+}
+
+/// A list that holds its usual single element without allocating.
+#[derive(Debug)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(x) => std::slice::from_ref(x),
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 fn cached<T>(
@@ -241,10 +257,7 @@ impl Message {
         let head_limit = msg_start.saturating_add(limits.max_header_size);
 
         // The start line.
-        // Every octet of the header section passes through `line_end`,
-        // which ORs them into `high`: no high bit means ASCII.
-        let mut high = 0u64;
-        let (start_content_end, next) = line_end(data, pos, &mut high);
+        let (start_content_end, next) = line_end(data, pos);
         if next > head_limit {
             return hard(Error::Limit {
                 what: LimitKind::HeaderSize,
@@ -264,7 +277,7 @@ impl Message {
         let mut line_no = 1usize;
         while pos < data.len() {
             line_no += 1;
-            let (content_end, next) = line_end(data, pos, &mut high);
+            let (content_end, next) = line_end(data, pos);
             if next > head_limit {
                 return hard(Error::Limit {
                     what: LimitKind::HeaderSize,
@@ -349,7 +362,8 @@ impl Message {
             pos = next;
         }
         // Validate UTF-8 once; every later slice is then a `str`.
-        let head = if high & HIGH_BITS == 0 {
+        let head_bytes = data.get(..head_end_lines).unwrap_or(&[]);
+        let head = if is_ascii(head_bytes) {
             SipStr::from_ascii(buf.slice(..head_end_lines))
         } else {
             match SipStr::from_utf8(buf.slice(..head_end_lines)) {
@@ -536,6 +550,9 @@ impl Message {
                 .next()
                 .ok_or(Error::Missing("Via"))?;
             let src = self.src(field);
+            if let Some(v) = Via::parse_first_fast(src, Message::value_sub(field)) {
+                return Ok(v);
+            }
             let value = self.value_str(field);
             let first = crate::scan::comma_items(value).next().unwrap_or("");
             if first.is_empty() {
@@ -599,9 +616,17 @@ impl Message {
     /// Contact values (RFC 3261 §20.10), empty when absent.
     pub fn contacts(&self) -> Result<&[Contact], Error> {
         cached(&self.cache.contacts, || {
+            // One line with one address (the usual case): no list.
+            let mut lines = self.fields_named(HeaderName::Contact);
+            if let (Some(f), None) = (lines.next(), lines.next()) {
+                if let Some(a) = NameAddr::parse_fast(self.src(f), Message::value_sub(f)) {
+                    return Ok(OneOrMany::One(Contact::Addr(a)));
+                }
+            }
             self.list(HeaderName::Contact, parse_contacts)
+                .map(OneOrMany::Many)
         })
-        .map(Vec::as_slice)
+        .map(OneOrMany::as_slice)
     }
 
     /// Route values, top first (RFC 3261 §20.34).
@@ -784,7 +809,11 @@ impl Message {
 
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
         let f = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
-        NameAddr::parse_in(self.src(f), Message::value_sub(f), name.as_str())
+        let (src, value) = (self.src(f), Message::value_sub(f));
+        match NameAddr::parse_fast(src, value) {
+            Some(a) => Ok(a),
+            None => NameAddr::parse_in(src, value, name.as_str()),
+        }
     }
 
     fn list<T>(
@@ -1069,6 +1098,13 @@ fn itoa_buf(mut n: usize) -> ItoaBuf {
     }
 }
 
+/// Whether every octet is below 0x80 (an OR of all of them, which the
+/// compiler turns into vector code).
+#[inline]
+fn is_ascii(b: &[u8]) -> bool {
+    b.iter().fold(0u8, |acc, &c| acc | c) < 0x80
+}
+
 #[inline]
 fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
     while end > start && matches!(data.get(end - 1), Some(&(SP | b'\t'))) {
@@ -1077,46 +1113,14 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-
-/// The position of the first LF at or after `pos`. Every octet from `pos`
-/// to the LF (and possibly a few after it) is ORed into `high`.
-#[inline]
-fn find_lf(data: &[u8], mut i: usize, high: &mut u64) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
-    // Eight octets at a time: the lowest set bit of `zero` marks the first
-    // octet equal to LF (bits above it may be spurious).
-    while let Some(w) = data
-        .get(i..i + 8)
-        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-        .map(u64::from_le_bytes)
-    {
-        *high |= w;
-        let x = w ^ LF;
-        let zero = x.wrapping_sub(ONES) & !x & HIGH_BITS;
-        if zero != 0 {
-            return Some(i + (zero.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    while let Some(&c) = data.get(i) {
-        *high |= u64::from(c);
-        if c == b'\n' {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
 /// The end of the line starting at `pos` without its terminator (LF or
 /// CRLF), and the start of the next line (`data.len()` for the last line
-/// when it has no terminator). Octets passed over are ORed into `high`.
+/// when it has no terminator).
 #[inline]
-fn line_end(data: &[u8], pos: usize, high: &mut u64) -> (usize, usize) {
-    match find_lf(data, pos, high) {
-        Some(nl) => {
+fn line_end(data: &[u8], pos: usize) -> (usize, usize) {
+    match data.get(pos..).and_then(|r| memchr::memchr(b'\n', r)) {
+        Some(i) => {
+            let nl = pos + i;
             let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
                 nl - 1
             } else {
@@ -1135,6 +1139,25 @@ fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Optio
     let line = full.trim_end_matches(['\r', '\n']);
     let base = span.start as usize;
     let b = line.as_bytes();
+    // Fast path: `SIP/2.0 DDD[ reason]` with a code from 100 to 699, which
+    // the general code below accepts with these same spans.
+    if let (Some(b"SIP/2.0 "), Some(&[x, y, z])) = (b.get(..8), b.get(8..11)) {
+        if x.is_ascii_digit()
+            && y.is_ascii_digit()
+            && z.is_ascii_digit()
+            && matches!(b.get(11), None | Some(&SP))
+        {
+            let code = u16::from(x - b'0') * 100 + u16::from(y - b'0') * 10 + u16::from(z - b'0');
+            if (100..=699).contains(&code) {
+                let reason = Span::new(base + 12.min(b.len()), base + b.len());
+                return Ok((
+                    StartLine::Response { code, reason },
+                    Span::new(base, base + 7),
+                    None,
+                ));
+            }
+        }
+    }
     if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let sp = line
@@ -1154,6 +1177,34 @@ fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Optio
         let reason_start = (sp + 1 + 3 + 1).min(line.len());
         let reason = Span::new(base + reason_start, base + line.len());
         return Ok((StartLine::Response { code, reason }, version, None));
+    }
+    // Fast path: `METHOD SP Request-URI SP SIP/2.0` with single spaces and
+    // no white space in the URI, which the general code below accepts with
+    // these same spans and no deferred error.
+    if let Some(uri_end) = b.len().checked_sub(8) {
+        if b.get(uri_end..) == Some(b" SIP/2.0") {
+            let first = b.iter().position(|&c| !is_token(c)).unwrap_or(b.len());
+            if first > 0
+                && first + 1 < uri_end
+                && b.get(first) == Some(&SP)
+                && !b
+                    .get(first + 1..uri_end)
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|&c| c == SP || c == b'\t')
+            {
+                if let Some(method) = line.get(..first).and_then(|m| Method::parse_in(m, head)) {
+                    return Ok((
+                        StartLine::Request {
+                            method,
+                            uri: Span::new(base + first + 1, base + uri_end),
+                        },
+                        Span::new(base + uri_end + 1, base + b.len()),
+                        None,
+                    ));
+                }
+            }
+        }
     }
     // Request-Line = Method SP Request-URI SP SIP-Version, single spaces.
     // Extra whitespace is an error (RFC 4475 §3.1.2.6, §3.1.2.7), deferred

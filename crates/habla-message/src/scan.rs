@@ -144,6 +144,44 @@ const fn build_classes() -> [u8; 256] {
 
 static CLASSES: [u8; 256] = build_classes();
 
+/// Host name characters: 0 for others, 1 for alphanumerics, `-` and `_`,
+/// 3 for `.`, so that one load tells both whether a character belongs to
+/// the name and whether it is a dot.
+static HOST: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c == b'.' {
+            3
+        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            1
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The host name at `b[i..]` (RFC 3261 `hostname` characters): its end, and
+/// whether it holds two dots in a row.
+#[inline]
+pub(crate) fn host_name_end(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut prev = 0u8;
+    let mut double_dot = 0u8;
+    while let Some(&c) = b.get(i) {
+        let k = HOST[c as usize];
+        if k == 0 {
+            break;
+        }
+        double_dot |= k & prev;
+        prev = k & 2;
+        i += 1;
+    }
+    (i, double_dot != 0)
+}
+
 /// Whether `c` is in every class of `mask`.
 #[inline(always)]
 pub(crate) fn is(c: u8, mask: u8) -> bool {
@@ -498,6 +536,18 @@ mod tests {
                 "unreserved {c}"
             );
         }
+    }
+
+    #[test]
+    fn host_table_matches_the_class() {
+        for c in 0..=255u8 {
+            let (end, _) = host_name_end(&[c], 0);
+            assert_eq!(end == 1, is(c, class::HOSTNAME), "{c}");
+        }
+        assert_eq!(host_name_end(b"a.b..c d", 0), (6, true));
+        assert_eq!(host_name_end(b"a.b.c;x", 0), (5, false));
+        assert_eq!(host_name_end(b"..", 0), (2, true));
+        assert_eq!(host_name_end(b".a.", 0), (3, false));
     }
 
     #[test]

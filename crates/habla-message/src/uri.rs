@@ -149,20 +149,8 @@ pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind),
         return Ok((sc.since(start), HostKind::Ipv6(addr)));
     }
     // One pass: the extent of the name, and whether it holds "..".
-    let b = sc.s.as_bytes();
-    let mut i = start;
-    let mut prev_dot = false;
-    let mut double_dot = false;
-    while let Some(&c) = b.get(i) {
-        if !is(c, class::HOSTNAME) {
-            break;
-        }
-        let dot = c == b'.';
-        double_dot |= dot & prev_dot;
-        prev_dot = dot;
-        i += 1;
-    }
-    sc.pos = i;
+    let (end, double_dot) = crate::scan::host_name_end(sc.s.as_bytes(), start);
+    sc.pos = end;
     let name = sc.since(start);
     let nb = name.as_bytes();
     match nb.first() {
@@ -186,6 +174,54 @@ pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind),
         HostKind::Name
     };
     Ok((name, kind))
+}
+
+/// `host [":" port]` from `b[i..]` for a domain name or an IPv4 address
+/// (not an IPv6 reference), accepted exactly when [`scan_host`] and
+/// [`scan_port`] accept it: the end of the host, its kind, the port and the
+/// position after it. `None` when they would fail (or for `[`).
+#[inline]
+pub(crate) fn fast_host_port(
+    b: &[u8],
+    mut i: usize,
+) -> Option<(usize, HostKind, Option<u16>, usize)> {
+    let start = i;
+    let first = *b.get(i)?;
+    if !is(first, class::HOSTNAME) || first == b'.' || first == b'-' {
+        return None;
+    }
+    let double_dot;
+    (i, double_dot) = crate::scan::host_name_end(b, i);
+    let host = b.get(start..i)?;
+    let kind = if first.is_ascii_digit() && host.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+        HostKind::Ipv4(parse_ipv4(host)?)
+    } else if double_dot {
+        return None;
+    } else {
+        HostKind::Name
+    };
+    let host_end = i;
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let p0 = i;
+        let mut v = 0u32;
+        while let Some(&c) = b.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            if v > 65535 {
+                return None;
+            }
+            i += 1;
+        }
+        if i == p0 {
+            return None;
+        }
+        port = Some(v as u16);
+    }
+    Some((host_end, kind, port, i))
 }
 
 /// A dotted-quad IPv4 address as `std` parses it (four decimal octets of

@@ -217,8 +217,7 @@ impl Message {
 
     /// [`Message::parse`] with explicit limits.
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        // Returns the result of `parse_lazy` as it is when valid, so that
-        // the message is not moved again.
+        // Returns the result of `parse_lazy` as it is when valid.
         let mut r = Message::parse_lazy(buf, limits);
         let invalid = match &r {
             Ok(m) => m.validate().err(),
@@ -375,8 +374,45 @@ impl Message {
             Ok(x) => x,
             Err(e) => return hard(e),
         };
-        let mut m = Message {
-            raw: Bytes::new(),
+        // RFC 3261 §18.3: Content-Length frames the body; without it a
+        // datagram's body is the rest of the datagram.
+        let body_start = body_start.min(buf.len());
+        let available = buf.len() - body_start;
+        let (body_len, body_error) = match parse_content_length(&head, &fields, &index) {
+            Ok(Some(n)) if n as usize > available => (
+                0,
+                Some(Error::BodyTruncated {
+                    declared: n as usize,
+                    available,
+                }),
+            ),
+            Ok(Some(n)) => (n as usize, None),
+            Ok(None) => (available, None),
+            Err(e) => (0, Some(e)),
+        };
+        // A body over the limit: the message goes with the error, without
+        // its body.
+        let too_big = body_len > limits.max_body_size;
+        let (body, raw) = if too_big {
+            (Bytes::new(), Bytes::new())
+        } else {
+            let body = if body_len > 0 {
+                buf.slice(body_start..body_start + body_len)
+            } else {
+                Bytes::new()
+            };
+            // The message itself: the buffer without the leading CRLFs and
+            // whatever follows the body (no reference count taken when the
+            // datagram holds exactly one message).
+            let mut raw = buf;
+            if body_error.is_none() {
+                raw.truncate(body_start + body_len);
+            }
+            raw.advance(msg_start);
+            (body, raw)
+        };
+        let m = Message {
+            raw,
             head,
             start,
             start_line,
@@ -384,33 +420,14 @@ impl Message {
             version,
             fields,
             owned: Vec::new(),
-            body: Bytes::new(),
-            body_error: None,
+            body,
+            body_error,
             edited: false,
             start_override: None,
             cache: Cache::default(),
             index,
         };
-        // RFC 3261 §18.3: Content-Length frames the body; without it a
-        // datagram's body is the rest of the datagram.
-        let body_start = body_start.min(buf.len());
-        let available = buf.len() - body_start;
-        let body_len = match m.content_length() {
-            Ok(Some(n)) if n as usize > available => {
-                m.body_error = Some(Error::BodyTruncated {
-                    declared: n as usize,
-                    available,
-                });
-                0
-            }
-            Ok(Some(n)) => n as usize,
-            Ok(None) => available,
-            Err(e) => {
-                m.body_error = Some(e);
-                0
-            }
-        };
-        if body_len > limits.max_body_size {
+        if too_big {
             return Err(ParseError::new(
                 Error::Limit {
                     what: LimitKind::BodySize,
@@ -419,18 +436,6 @@ impl Message {
                 Some(m),
             ));
         }
-        if body_len > 0 {
-            m.body = buf.slice(body_start..body_start + body_len);
-        }
-        // The message itself: the buffer without the leading CRLFs and
-        // whatever follows the body (no reference count taken when the
-        // datagram holds exactly one message).
-        let mut raw = buf;
-        if m.body_error.is_none() {
-            raw.truncate(body_start + body_len);
-        }
-        raw.advance(msg_start);
-        m.raw = raw;
         Ok(m)
     }
 
@@ -1096,6 +1101,34 @@ fn itoa_buf(mut n: usize) -> ItoaBuf {
             return b;
         }
     }
+}
+
+/// Content-Length of a message being parsed, as [`Message::content_length`]
+/// reads it once the message is built.
+fn parse_content_length(
+    head: &str,
+    fields: &[Field],
+    index: &[Slot; CORE_HEADERS],
+) -> Result<Option<u32>, Error> {
+    let name = HeaderName::ContentLength;
+    let slot = index.get(name as usize).copied().unwrap_or_default();
+    let mut lines = fields
+        .get(slot.first as usize..)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|f| f.name == name)
+        .take(slot.count as usize);
+    let value = |f: &Field| head.get(f.value.range()).unwrap_or("");
+    let Some(first) = lines.next() else {
+        return Ok(None);
+    };
+    let v = value(first);
+    if lines.any(|o| value(o) != v) {
+        return Err(Error::Duplicate(name.as_str()));
+    }
+    parse_u32(v, u32::MAX)
+        .map(Some)
+        .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
 }
 
 /// Whether every octet is below 0x80 (an OR of all of them, which the

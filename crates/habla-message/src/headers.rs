@@ -293,7 +293,7 @@ impl NameAddr {
         }
         // b[i] is '<'.
         let u0 = i + 1;
-        let close = u0 + find_byte(b.get(u0..)?, b'>')?;
+        let close = u0 + memchr::memchr(b'>', b.get(u0..)?)?;
         if matches!(b.get(u0), Some(b' ' | b'\t'))
             || matches!(b.get(close.wrapping_sub(1)), Some(b' ' | b'\t'))
         {

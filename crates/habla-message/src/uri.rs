@@ -1,7 +1,7 @@
 //! URIs: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966) and any other
 //! absolute URI carried opaquely (RFC 3261 §25.1 `absoluteURI`).
 
-use crate::params::{check_escapes, scan_uri_params, Params};
+use crate::params::{check_escapes, is_uri_param_char, scan_uri_params, Params};
 use crate::scan::{class, find_byte, is, Scanner};
 use crate::text::Sub;
 use crate::{Error, SipStr};
@@ -388,12 +388,16 @@ impl Uri {
     }
 }
 
+#[inline]
 fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri, &'static str> {
     let s = all.get(src);
     // Positions below are in `s`; spans are stored relative to `src`.
     let base = Sub::of(src, s).start();
     let span = |a: usize, b: usize| Sub::new(base + a, base + b);
     let b = s.as_bytes();
+    if let Some(u) = sip_fast(src, all, b, base, from, secure) {
+        return Ok(u);
+    }
     let mut sc = Scanner::new(s);
     sc.pos = from;
     // userinfo: everything before the first '@' (which no other part may
@@ -493,6 +497,71 @@ fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri
         port,
         params,
         headers,
+        src: src.clone(),
+        all,
+    })
+}
+
+/// The usual SIP URI, `[user@]host[:port][;param[=value]]*` with no escape,
+/// password, IPv6 reference or URI headers, in one pass over `b` (the URI,
+/// at `base` in `src`): the same `SipUri` as the general path, or `None`
+/// for it to handle every other form.
+#[inline]
+fn sip_fast(
+    src: &SipStr,
+    all: Sub,
+    b: &[u8],
+    base: usize,
+    from: usize,
+    secure: bool,
+) -> Option<SipUri> {
+    let mut i = from;
+    while b.get(i).is_some_and(|&c| c != b'%' && is(c, class::USER)) {
+        i += 1;
+    }
+    let (user, host_start) = match b.get(i) {
+        Some(b'@') if i > from => (Some(Sub::new(base + from, base + i)), i + 1),
+        // No '@' can follow: the user scan stopped at the end, at ':' (a
+        // port: digits, then parameters, which hold no '@'), or at a
+        // character the host scan will refuse.
+        None | Some(b':') => (None, from),
+        _ => return None,
+    };
+    let (host_end, host_kind, port, after) = fast_host_port(b, host_start)?;
+    // Parameters: paramchar without escapes.
+    let mut j = after;
+    while b.get(j) == Some(&b';') {
+        j += 1;
+        let n0 = j;
+        while b.get(j).is_some_and(|&c| c != b'%' && is_uri_param_char(c)) {
+            j += 1;
+        }
+        if j == n0 {
+            return None;
+        }
+        if b.get(j) == Some(&b'=') {
+            j += 1;
+            let v0 = j;
+            while b.get(j).is_some_and(|&c| c != b'%' && is_uri_param_char(c)) {
+                j += 1;
+            }
+            if j == v0 {
+                return None;
+            }
+        }
+    }
+    if j != b.len() {
+        return None;
+    }
+    Some(SipUri {
+        secure,
+        user,
+        password: None,
+        host: Sub::new(base + host_start, base + host_end),
+        host_kind,
+        port,
+        params: Sub::new(base + after, base + j),
+        headers: Sub::new(base + j, base + j),
         src: src.clone(),
         all,
     })

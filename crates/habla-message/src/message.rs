@@ -310,12 +310,7 @@ impl Message {
                 }
             } else {
                 // field-name = token, then optional white space and ':'.
-                let line = data.get(pos..content_end).unwrap_or(&[]);
-                let name_end = pos
-                    + line
-                        .iter()
-                        .position(|&c| !is_token(c))
-                        .unwrap_or(line.len());
+                let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
                 let mut i = name_end;
                 while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
                     i += 1;
@@ -342,7 +337,6 @@ impl Message {
                     vstart += 1;
                 }
                 let vend = trim_end_ws(data, vstart, content_end);
-                let name = HeaderName::parse_at(data, pos, name_end);
                 if let Some(slot) = index.get_mut(name as usize) {
                     if slot.count == 0 {
                         slot.first = fields.len() as u32;

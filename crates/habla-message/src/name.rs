@@ -71,44 +71,6 @@ macro_rules! header_names {
                 }
                 HeaderName::Other
             }
-
-            /// [`HeaderName::parse_bytes`] on `data[start..end]`, comparing
-            /// eight octets at a time when `data` holds enough octets
-            /// after the name (a header line always does).
-            #[inline]
-            pub(crate) fn parse_at(data: &[u8], start: usize, end: usize) -> HeaderName {
-                let len = end.wrapping_sub(start);
-                if !(2..=24).contains(&len) || data.len() < start + 24 {
-                    return HeaderName::parse_bytes(data.get(start..end).unwrap_or(&[]));
-                }
-                let word = |k: usize| -> u64 {
-                    data.get(start + 8 * k..start + 8 * k + 8)
-                        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-                        .map_or(0, u64::from_le_bytes)
-                };
-                let first = data.get(start).map_or(0, u8::to_ascii_lowercase);
-                let last = data.get(end - 1).map_or(0, u8::to_ascii_lowercase);
-                let w0 = word(0);
-                for &slot in &NAME_TABLE[bucket(len, first, last)] {
-                    if slot == 0 {
-                        break;
-                    }
-                    let k = &NAME_WORDS[slot as usize - 1];
-                    if k.len as usize != len || (w0 & k.keep[0]) | k.case[0] != k.lower[0] {
-                        continue;
-                    }
-                    if len <= 8 {
-                        return KNOWN[slot as usize - 1].1;
-                    }
-                    if (word(1) & k.keep[1]) | k.case[1] != k.lower[1] {
-                        continue;
-                    }
-                    if len <= 16 || (word(2) & k.keep[2]) | k.case[2] == k.lower[2] {
-                        return KNOWN[slot as usize - 1].1;
-                    }
-                }
-                HeaderName::Other
-            }
         }
     };
 }
@@ -198,6 +160,108 @@ const fn build_table() -> [[u8; 2]; BUCKETS] {
         i += 1;
     }
     t
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each octet of `w` that is an ASCII letter or `-` (the
+/// octets of every known name).
+#[inline]
+fn letters_or_dash(w: u64) -> u64 {
+    let low = w & !HIGH;
+    let folded = low | (0x20 * ONES);
+    // Each sum stays below 0x100 per octet: no carry crosses octets.
+    let at_least_a = folded + (0x80 - u64::from(b'a')) * ONES;
+    let above_z = folded + (0x80 - u64::from(b'z') - 1) * ONES;
+    let letter = at_least_a & !above_z;
+    let dash = !((low ^ (u64::from(b'-') * ONES)) + 0x7f * ONES);
+    (letter | dash) & !w & HIGH
+}
+
+impl HeaderName {
+    /// The header name at the start of the line `data[start..end]`: the end
+    /// of its token (`field-name`) and the name it spells. Reads eight
+    /// octets at a time while the line has them; the same answer as
+    /// scanning token characters one by one and [`HeaderName::parse_bytes`].
+    #[inline]
+    pub(crate) fn scan_at(data: &[u8], start: usize, end: usize) -> (usize, HeaderName) {
+        let word = |at: usize| -> Option<u64> {
+            data.get(at..at + 8)
+                .and_then(|c| <[u8; 8]>::try_from(c).ok())
+                .map(u64::from_le_bytes)
+        };
+        let mut words = [0u64; 3];
+        let mut len = 0;
+        let mut k = 0;
+        loop {
+            let Some(w) = word(start + len) else {
+                return HeaderName::scan_slow(data, start, end);
+            };
+            let run = ((!letters_or_dash(w) & HIGH).trailing_zeros() / 8) as usize;
+            if let Some(slot) = words.get_mut(k) {
+                *slot = if run == 8 {
+                    w
+                } else {
+                    w & ((1u64 << (8 * run)) - 1)
+                };
+            }
+            len += run;
+            if run < 8 {
+                break;
+            }
+            k += 1;
+            if k == 3 {
+                return HeaderName::scan_slow(data, start, end);
+            }
+        }
+        let name_end = start + len;
+        // Another token character (a digit, '.', '!'...) after the letters:
+        // not a known name; let the octet loop find the end.
+        if name_end > end
+            || data
+                .get(name_end)
+                .is_some_and(|&c| crate::scan::is_token(c))
+        {
+            return HeaderName::scan_slow(data, start, end);
+        }
+        if len < 2 {
+            return (
+                name_end,
+                HeaderName::parse_bytes(data.get(start..name_end).unwrap_or(&[])),
+            );
+        }
+        let first = (words[0] as u8).to_ascii_lowercase();
+        let last = data.get(name_end - 1).map_or(0, u8::to_ascii_lowercase);
+        for &slot in &NAME_TABLE[bucket(len, first, last)] {
+            if slot == 0 {
+                break;
+            }
+            let Some(known) = NAME_WORDS.get(slot as usize - 1) else {
+                break;
+            };
+            if known.len as usize == len
+                && words[0] | known.case[0] == known.lower[0]
+                && words[1] | known.case[1] == known.lower[1]
+                && words[2] | known.case[2] == known.lower[2]
+            {
+                return (name_end, KNOWN[slot as usize - 1].1);
+            }
+        }
+        (name_end, HeaderName::Other)
+    }
+
+    fn scan_slow(data: &[u8], start: usize, end: usize) -> (usize, HeaderName) {
+        let line = data.get(start..end).unwrap_or(&[]);
+        let len = line
+            .iter()
+            .position(|&c| !crate::scan::is_token(c))
+            .unwrap_or(line.len());
+        (
+            start + len,
+            HeaderName::parse_bytes(line.get(..len).unwrap_or(&[])),
+        )
+    }
 }
 
 /// A known name as three little-endian words: a received name `w` matches
@@ -306,21 +370,68 @@ mod tests {
                 let mut buf = spelled.clone().into_bytes();
                 let end = buf.len();
                 buf.extend_from_slice(b": value and more octets after the name\r\n");
-                assert_eq!(HeaderName::parse_at(&buf, 0, end), name, "{spelled}");
+                assert_eq!(
+                    HeaderName::scan_at(&buf, 0, buf.len()),
+                    (end, name),
+                    "{spelled}"
+                );
                 // A '-' never matches CR, nor a letter its neighbour.
                 let bad: String = spelled.replace('-', "\r");
                 if bad != spelled {
                     assert_eq!(HeaderName::parse(&bad), HeaderName::Other);
                     let mut buf = bad.into_bytes();
                     buf.extend_from_slice(b": value and more octets after the name\r\n");
-                    assert_eq!(HeaderName::parse_at(&buf, 0, end), HeaderName::Other);
+                    // The token ends at the CR: the name is what precedes it.
+                    let (end, n) = HeaderName::scan_at(&buf, 0, buf.len());
+                    assert_eq!(n, HeaderName::parse_bytes(&buf[..end]));
+                    assert_eq!(buf[end], b'\r');
                 }
             }
         }
-        let buf = b"X-Custom-Header: 1\r\nVia: x\r\nCall-IE: y\r\n                    ";
-        assert_eq!(HeaderName::parse_at(buf, 0, 15), HeaderName::Other);
-        assert_eq!(HeaderName::parse_at(buf, 20, 23), HeaderName::Via);
-        assert_eq!(HeaderName::parse_at(buf, 28, 35), HeaderName::Other);
+        // Against the octet-by-octet scan, on every prefix of lines that
+        // mix known names, near misses and other token characters.
+        let lines: &[&[u8]] = &[
+            b"X-Custom-Header: 1\r\n",
+            b"Via: x\r\n",
+            b"Call-IE: y\r\n",
+            b"v : y\r\n",
+            b"Content-Length2: 0\r\n",
+            b"content-length\t: 0\r\n",
+            b"Proxy-Authorization: x\r\n",
+            b"Proxy-AuthorizationX: x\r\n",
+            b"Subscription-State: x\r\n",
+            b"A-very-long-header-name-beyond-24: x\r\n",
+            b"Max-Forwards\xc3\xa9: 1\r\n",
+            b"M\x80x: 1\r\n",
+            b"To\r\n",
+            b"WWW-Authenticate:",
+            b"i:",
+            b"Call_ID: 1\r\n",
+        ];
+        for line in lines {
+            for cut in 0..=line.len() {
+                let data = &line[..cut];
+                for end in 0..=data.len() {
+                    let len = data[..end]
+                        .iter()
+                        .position(|&c| !crate::scan::is_token(c))
+                        .unwrap_or(end);
+                    let want = (len, HeaderName::parse_bytes(&data[..len]));
+                    assert_eq!(
+                        HeaderName::scan_at(data, 0, end),
+                        want,
+                        "{:?} {end}",
+                        String::from_utf8_lossy(data)
+                    );
+                }
+            }
+        }
+        for c in 0..=255u8 {
+            let w = u64::from_le_bytes([c; 8]);
+            let want = c.is_ascii_alphabetic() || c == b'-';
+            assert_eq!(letters_or_dash(w) == HIGH, want, "{c}");
+            assert_eq!(letters_or_dash(w) == 0, !want, "{c}");
+        }
         for (c, n) in [
             ('i', HeaderName::CallId),
             ('m', HeaderName::Contact),

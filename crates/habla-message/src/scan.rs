@@ -164,12 +164,60 @@ static HOST: [u8; 256] = {
     t
 };
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Eight octets of `b` from `i`, little-endian, if there are eight.
+#[inline(always)]
+pub(crate) fn load8(b: &[u8], i: usize) -> Option<u64> {
+    b.get(i..i.checked_add(8)?)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+        .map(u64::from_le_bytes)
+}
+
+/// The high bit of each octet of `w` that is an ASCII letter, digit, `-` or
+/// `.` (word arithmetic; no sum carries across octets).
+#[inline(always)]
+fn alnum_dash_dot(w: u64) -> u64 {
+    let low = w & !HIGH;
+    let folded = low | (0x20 * ONES);
+    let letter = (folded + 0x1f * ONES) & !(folded + 0x05 * ONES);
+    let digit = (low + 0x50 * ONES) & !(low + 0x46 * ONES);
+    let dash_dot = (low + 0x53 * ONES) & !(low + 0x51 * ONES);
+    (letter | digit | dash_dot) & !w & HIGH
+}
+
 /// The host name at `b[i..]` (RFC 3261 `hostname` characters): its end, and
 /// whether it holds two dots in a row.
 #[inline]
 pub(crate) fn host_name_end(b: &[u8], mut i: usize) -> (usize, bool) {
-    let mut prev = 0u8;
-    let mut double_dot = 0u8;
+    let start = i;
+    // Eight octets at a time over letters, digits, '-' and '.', with the
+    // dots of the run checked for pairs (within a word and across words).
+    let mut pairs = 0u64;
+    let mut carry = 0u64;
+    while let Some(w) = load8(b, i) {
+        let run = ((!alnum_dash_dot(w) & HIGH).trailing_zeros() / 8) as usize;
+        let in_run = if run == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * run)) - 1
+        };
+        let dots = !(((w & !HIGH) ^ (u64::from(b'.') * ONES)) + 0x7f * ONES) & !w & HIGH & in_run;
+        pairs |= dots & ((dots << 8) | carry);
+        carry = (dots >> 56) & 0x80;
+        i += run;
+        if run < 8 {
+            break;
+        }
+    }
+    // The rest ('_', or the last octets of `b`) one octet at a time.
+    let mut prev = if i > start && b.get(i - 1) == Some(&b'.') {
+        2u8
+    } else {
+        0
+    };
+    let mut double_dot = u8::from(pairs != 0);
     while let Some(&c) = b.get(i) {
         let k = HOST[c as usize];
         if k == 0 {
@@ -548,6 +596,91 @@ mod tests {
         assert_eq!(host_name_end(b"a.b.c;x", 0), (5, false));
         assert_eq!(host_name_end(b"..", 0), (2, true));
         assert_eq!(host_name_end(b".a.", 0), (3, false));
+        // Against the octet-only definition, across word boundaries.
+        let slow = |b: &[u8]| -> (usize, bool) {
+            let n = b
+                .iter()
+                .position(|&c| !is(c, class::HOSTNAME))
+                .unwrap_or(b.len());
+            (n, b[..n].windows(2).any(|w| w == b".."))
+        };
+        let parts: [&[u8]; 10] = [
+            b"a",
+            b".",
+            b"..",
+            b"_",
+            b"-",
+            b"9",
+            b"Z",
+            b";",
+            b"\xc3\xa9",
+            b"example",
+        ];
+        let mut seed = 12345u64;
+        for _ in 0..20000 {
+            let mut v = Vec::new();
+            for _ in 0..(seed % 9) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                v.extend_from_slice(parts[(seed >> 33) as usize % parts.len()]);
+            }
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            for start in 0..v.len().min(3) {
+                let (e, d) = host_name_end(&v, start);
+                let (n, dd) = slow(&v[start..]);
+                assert_eq!(
+                    (e - start, d),
+                    (n, dd),
+                    "{:?} from {start}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+            let w = load8(&v, 0).unwrap_or(0);
+            let mask = alnum_dash_dot(w);
+            for (k, &c) in v.iter().take(8).enumerate() {
+                if v.len() >= 8 {
+                    let want = c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+                    assert_eq!(mask >> (8 * k + 7) & 1 == 1, want, "{c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn call_id_grammar() {
+        let reference = |v: &[u8]| -> bool {
+            let s = String::from_utf8_lossy(v);
+            let (a, b) = s.split_once('@').unwrap_or((&s, "x"));
+            !a.is_empty() && !b.is_empty() && a.bytes().all(is_word) && b.bytes().all(is_word)
+        };
+        let parts: [&[u8]; 8] = [
+            b"a84b4c76e66710",
+            b"@",
+            b".",
+            b"pc33",
+            b" ",
+            b"%",
+            b"\xc3\xa9",
+            b"{",
+        ];
+        let mut seed = 99u64;
+        for _ in 0..20000 {
+            let mut v = Vec::new();
+            for _ in 0..(seed % 7) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                v.extend_from_slice(parts[(seed >> 33) as usize % parts.len()]);
+            }
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            assert_eq!(
+                is_call_id(&v),
+                reference(&v),
+                "{:?}",
+                String::from_utf8_lossy(&v)
+            );
+        }
     }
 
     #[test]

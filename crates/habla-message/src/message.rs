@@ -793,6 +793,14 @@ impl Message {
     /// The line of a header that may appear once; several lines with
     /// different values are an error.
     fn single(&self, name: HeaderName) -> Result<Option<&Field>, Error> {
+        if let Some(slot) = core_slot(name).and_then(|i| self.index.get(i)) {
+            // A core header on one line (the usual case): no search.
+            match slot.count {
+                0 => return Ok(None),
+                1 => return Ok(self.fields.get(slot.first as usize)),
+                _ => {}
+            }
+        }
         let mut it = self.fields_named(name);
         let Some(first) = it.next() else {
             return Ok(None);

@@ -854,6 +854,99 @@ mod tests {
         assert_eq!(parse_qvalue("0.1234"), None);
     }
 
+    /// Header values around the fast paths' edges: each variant is either
+    /// refused by the fast path or parsed to exactly what the general path
+    /// gives (every span, compared through `Debug`).
+    const EDGES: &[&str] = &[
+        "<sip:bob@biloxi.example.com>",
+        "Bob <sip:bob@biloxi.example.com>;tag=a6c85cf",
+        "Bob<sip:bob@biloxi.example.com>",
+        "Bob  <sip:bob@biloxi.example.com>",
+        "J Q  Public <sip:x@y>",
+        "\"Bob\" <sip:bob@b>;tag=1",
+        "<sip:alice@192.0.2.101:5060;transport=udp>",
+        "<sip:alice@192.0.2.101:5060;transport=udp>;expires=60;q=0.5",
+        "<sip:a@b>;tag=1;TAG=2",
+        "<sip:a@b>;Tag",
+        "<sip:a@b>;tag=",
+        "<sip:a@b>;tag=\"q\"",
+        "<sip:a@b> ;tag=1",
+        "<sip:a@b>;tag=1 ",
+        "<sip:a@b>,<sip:c@d>",
+        "< sip:a@b>",
+        "<sip:a@b >",
+        "<sip:a@b",
+        "<sips:a:pw@[2001:db8::1]:5061;lr?h=v>",
+        "<sip:%61@b>",
+        "<sip:a@b..c>",
+        "<sip:a@1.2.3.256>",
+        "<sip:a@01.2.3.4>",
+        "<sip:a@b:65536>",
+        "<sip:a@b:0>",
+        "<sip:host:5060;maddr=x@y>",
+        "<tel:+1-201-555-0123>",
+        "<urn:x>",
+        "sip:bob@b;tag=1",
+        "*",
+        "Bob <sip:bob@b>;x=[::1]",
+        "Bob <sip:bob@b>;x=a:b",
+        "SIP/2.0/UDP proxy.atlanta.example.com:5060;branch=z9hG4bK77ef4c2312983.1;rport",
+        "SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;received=192.0.2.1",
+        "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b;branch=z9hG4bK2",
+        "SIP/2.0/UDP a;branch=z9hG4bK1 , SIP/2.0/TCP b",
+        "SIP/2.0/UDP a;branch",
+        "SIP/2.0/UDP a;branch=x:y",
+        "SIP/2.0/UDP a;branch=1;BRANCH=2",
+        "SIP/2.0/UDP a;Branch=1",
+        "SIP/2.0/UDP  a",
+        "SIP/2.0/UDP a ;branch=1",
+        "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa",
+        "SIP/2.0/UDP 192.0.2.1:5060",
+        "SIP/2.0/UDP 192.0.2.1:99999",
+        "SIP/2.0/UDP h:",
+        "SIP/2.0/UDP h;rport;x=\"a,b\"",
+        "sip/2.0/udp h",
+        "SIP/2.0/UDP h.-x",
+        "SIP/2.0/UDP h_x.example",
+        "SIP/2.0/ h",
+    ];
+
+    #[test]
+    fn name_addr_fast_path_agrees_with_the_general_path() {
+        for v in EDGES {
+            let src = s(v);
+            let all = Sub::new(0, src.len());
+            if let Some(fast) = NameAddr::parse_fast(&src, all) {
+                let general = NameAddr::parse_in(&src, all, "To").expect(v);
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{v}");
+                // As a Contact list: one element, the same.
+                let mut list = Vec::new();
+                parse_list(&src, all, "Contact", &mut list, |src, i| {
+                    NameAddr::parse_in(src, i, "Contact")
+                })
+                .expect(v);
+                assert_eq!(list.len(), 1, "{v}");
+                assert_eq!(format!("{:?}", list[0]), format!("{general:?}"), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn via_fast_path_agrees_with_the_general_path() {
+        let mut fast_count = 0;
+        for v in EDGES {
+            let src = s(v);
+            let all = Sub::new(0, src.len());
+            if let Some(fast) = Via::parse_first_fast(&src, all) {
+                fast_count += 1;
+                let first = comma_items(&src).next().expect(v);
+                let general = Via::parse_in(&src, Sub::of(&src, first)).expect(v);
+                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{v}");
+            }
+        }
+        assert!(fast_count >= 4);
+    }
+
     #[test]
     fn cseq_and_media_type_and_auth() {
         let c = CSeq::parse(&s("0009 \r\n INVITE")).unwrap();

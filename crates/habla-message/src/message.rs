@@ -1318,3 +1318,62 @@ impl PartialEq for Message {
         self.to_bytes() == other.to_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(start: &str) -> Result<Message, ParseError> {
+        let text = format!(
+            "{start}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n\
+             To: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(Bytes::from(text))
+    }
+
+    #[test]
+    fn start_line_fast_path_edges() {
+        let m = msg("INVITE sip:bob@biloxi.example.com SIP/2.0").unwrap();
+        assert_eq!(m.request_uri_str(), Some("sip:bob@biloxi.example.com"));
+        assert_eq!(m.version(), "SIP/2.0");
+        for (line, reason) in [
+            ("INVITE  SIP/2.0", "Request-URI or SIP version missing"),
+            (
+                "INVITE sip:a@b  SIP/2.0",
+                "request line elements must be separated by exactly one space",
+            ),
+            ("INVITE sip:a b SIP/2.0", "Request-URI contains whitespace"),
+            ("INVITE sip:a@b SIP/2.0 ", "exactly one space"),
+        ] {
+            let e = msg(line).unwrap_err();
+            assert!(e.to_string().contains(reason), "{line}: {e}");
+            assert!(e.can_answer(), "{line}");
+        }
+        let m = msg("SIP/2.0 200").unwrap();
+        assert_eq!((m.status(), m.reason()), (Some(200), Some("")));
+        let m = msg("SIP/2.0 180 Ringing").unwrap();
+        assert_eq!((m.status(), m.reason()), (Some(180), Some("Ringing")));
+        for line in [
+            "SIP/2.0 099 x",
+            "SIP/2.0 200OK",
+            "SIP/2.0 700 x",
+            "SIP/2.0  200 OK",
+        ] {
+            assert!(msg(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn single_line_lookups_follow_edits() {
+        let mut m = msg("INVITE sip:a@b SIP/2.0").unwrap();
+        assert_eq!(m.call_id().unwrap(), "x");
+        m.set_header(HeaderName::CallId, "y@z").unwrap();
+        assert_eq!(m.call_id().unwrap(), "y@z");
+        m.append_header("Call-ID", "y@z").unwrap();
+        assert_eq!(m.call_id().unwrap(), "y@z");
+        m.append_header("i", "other").unwrap();
+        assert!(matches!(m.call_id(), Err(Error::Duplicate("Call-ID"))));
+        assert_eq!(m.remove_header(HeaderName::CallId), 3);
+        assert!(matches!(m.call_id(), Err(Error::Missing("Call-ID"))));
+    }
+}

@@ -298,6 +298,10 @@ impl Uri {
                 let sips = c | 0x20 == b's' && b.get(4) == Some(&b':');
                 if c == b':' || sips {
                     let from = if sips { 5 } else { 4 };
+                    let base = Sub::of(src, s).start();
+                    if let Some(u) = sip_fast(src, all, b, base, from, sips) {
+                        return Ok(Uri::Sip(u));
+                    }
                     return parse_sip(src, all, from, sips)
                         .map(Uri::Sip)
                         .map_err(|r| Error::uri(s, r));
@@ -388,16 +392,12 @@ impl Uri {
     }
 }
 
-#[inline]
 fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri, &'static str> {
     let s = all.get(src);
     // Positions below are in `s`; spans are stored relative to `src`.
     let base = Sub::of(src, s).start();
     let span = |a: usize, b: usize| Sub::new(base + a, base + b);
     let b = s.as_bytes();
-    if let Some(u) = sip_fast(src, all, b, base, from, secure) {
-        return Ok(u);
-    }
     let mut sc = Scanner::new(s);
     sc.pos = from;
     // userinfo: everything before the first '@' (which no other part may

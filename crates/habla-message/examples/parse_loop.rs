@@ -2,7 +2,8 @@
 //! (`valgrind --tool=callgrind target/release/examples/parse_loop FILE N`).
 //! With a third argument `bench`, reads what `benches/parse.rs` reads
 //! (Request-URI, top Via, From, To, Call-ID, CSeq, Max-Forwards, Contact,
-//! Content-Type, body) instead of the default set.
+//! Content-Type, body) instead of the default set; `auth` adds the
+//! Authorization credentials a registrar reads.
 
 use bytes::Bytes;
 use habla_message::Message;
@@ -13,12 +14,14 @@ fn main() {
         .next()
         .unwrap_or_else(|| "crates/habla-message/testdata/invite.sip".into());
     let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
-    let bench_set = args.next().as_deref() == Some("bench");
+    let mode = args.next();
+    let bench_set = matches!(mode.as_deref(), Some("bench" | "auth"));
+    let auth = mode.as_deref() == Some("auth");
     let buf = Bytes::from(std::fs::read(&path).expect("readable file"));
     let mut total = 0usize;
     if bench_set {
         for _ in 0..n {
-            total += bench_access(buf.clone());
+            total += bench_access(buf.clone(), auth);
         }
         println!("{total}");
         return;
@@ -37,9 +40,18 @@ fn main() {
 }
 
 /// The accesses of `habla_access` in `benches/parse.rs`.
-fn bench_access(buf: Bytes) -> usize {
+fn bench_access(buf: Bytes, auth: bool) -> usize {
     let m = Message::parse(buf).expect("valid message");
     let mut n = 0;
+    if auth {
+        // What a registrar reads from the credentials.
+        for a in m.auth_headers(habla_message::HeaderName::Authorization) {
+            let a = a.expect("credentials");
+            n += a.get("username").map_or(0, |u| u.len());
+            n += a.get("nonce").map_or(0, |u| u.len());
+            n += a.get("response").map_or(0, |u| u.len());
+        }
+    }
     if let Ok(u) = m.request_uri() {
         n += u.as_str().len();
     }

@@ -724,9 +724,13 @@ impl AuthParams {
     }
     /// The value of a parameter (name case-insensitive), unquoted.
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.params()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| unquote(v))
+        self.params
+            .iter()
+            .find(|(n, _)| {
+                n.end().wrapping_sub(n.start()) == name.len()
+                    && n.get(&self.raw).eq_ignore_ascii_case(name)
+            })
+            .map(|(_, v)| unquote(v.get(&self.raw)))
     }
 
     /// Parses one credentials/challenge value (`header` names it in errors).
@@ -735,7 +739,8 @@ impl AuthParams {
         let v = value.slice_ref(trim_lws(value));
         let mut sc = Scanner::new(v.as_str());
         let scheme = Sub::of(&v, sc.token().ok_or_else(|| err("scheme missing"))?);
-        let mut params = Vec::new();
+        // Digest credentials carry up to about ten parameters.
+        let mut params = Vec::with_capacity(12);
         sc.skip_lws();
         while !sc.at_end() {
             let name = sc.token().ok_or_else(|| err("parameter name missing"))?;

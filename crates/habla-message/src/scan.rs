@@ -347,17 +347,16 @@ impl<'a> Scanner<'a> {
         }
         let b = self.s.as_bytes();
         let mut i = self.pos;
-        while let Some(&c) = b.get(i) {
-            match c {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some(self.since(start));
-                }
-                b'\\' => match b.get(i + 1) {
-                    Some(b'\r' | b'\n') | None => break,
-                    Some(_) => i += 2,
-                },
-                _ => i += 1,
+        // From one quote or backslash to the next.
+        while let Some(k) = b.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) {
+            let at = i + k;
+            if b.get(at) == Some(&b'"') {
+                self.pos = at + 1;
+                return Some(self.since(start));
+            }
+            match b.get(at + 1) {
+                Some(b'\r' | b'\n') | None => break,
+                Some(_) => i = at + 2,
             }
         }
         self.pos = start;
@@ -397,7 +396,7 @@ pub(crate) fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
         Some(inner) => inner,
         None => return s.into(),
     };
-    if !inner.contains('\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
         return inner.into();
     }
     let mut out = String::with_capacity(inner.len());

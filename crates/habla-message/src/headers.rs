@@ -13,7 +13,10 @@ use std::borrow::Cow;
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// One Via value (RFC 3261 §20.42): `SIP/2.0/UDP host:port;params`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct Via {
     // The header line's value (possibly several comma-separated Vias) and
     // this value's extent in it.
@@ -322,7 +325,10 @@ impl NameAddr {
 
 /// `name-addr` or `addr-spec` with header parameters: the value of From, To,
 /// Contact, Route, Record-Route, Reply-To, Path... (RFC 3261 §20.10).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct NameAddr {
     // The URI holds the shared text of the whole value.
     uri: Uri,
@@ -459,6 +465,31 @@ impl NameAddr {
             bracketed,
             uri,
         })
+    }
+}
+
+#[cfg(not(test))]
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Via")
+            .field("value", &self.as_str())
+            .field("transport", &self.transport())
+            .field("host", &self.host())
+            .field("port", &self.port)
+            .field("params", &self.params())
+            .finish()
+    }
+}
+
+#[cfg(not(test))]
+impl std::fmt::Debug for NameAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameAddr")
+            .field("value", &self.as_str())
+            .field("display", &self.display_raw())
+            .field("uri", &self.uri)
+            .field("params", &self.params())
+            .finish()
     }
 }
 

@@ -27,7 +27,10 @@ pub enum Uri {
 
 /// A `sip:` or `sips:` URI. Components are kept as written (escaped); use the
 /// `*_decoded` accessors for their values.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct SipUri {
     // The shared text the URI lives in (possibly a whole name-addr) and the
     // URI's own extent in it; every component is a span of `src`.
@@ -44,7 +47,10 @@ pub struct SipUri {
 }
 
 /// A `tel:` URI (RFC 3966).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct TelUri {
     src: SipStr,
     all: Sub,
@@ -53,7 +59,10 @@ pub struct TelUri {
 }
 
 /// A URI of a scheme this crate does not interpret.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct AbsoluteUri {
     src: SipStr,
     all: Sub,
@@ -798,6 +807,40 @@ impl PartialEq for Uri {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(not(test))]
+impl fmt::Debug for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipUri")
+            .field("uri", &self.as_str())
+            .field("user", &self.user())
+            .field("host", &self.host())
+            .field("port", &self.port)
+            .field("params", &self.params())
+            .field("headers", &self.headers())
+            .finish()
+    }
+}
+
+#[cfg(not(test))]
+impl fmt::Debug for TelUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelUri")
+            .field("uri", &self.all.get(&self.src))
+            .field("number", &self.number())
+            .field("params", &self.params())
+            .finish()
+    }
+}
+
+#[cfg(not(test))]
+impl fmt::Debug for AbsoluteUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AbsoluteUri")
+            .field(&self.all.get(&self.src))
+            .finish()
     }
 }
 

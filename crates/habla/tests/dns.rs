@@ -228,11 +228,21 @@ fn a_503_from_the_first_srv_target_fails_over_to_the_next() {
     let zone = vec![
         (
             "_sip._udp.failover.test",
-            Rec::Srv(10, 0, first.local_addr().unwrap().port(), "one.failover.test"),
+            Rec::Srv(
+                10,
+                0,
+                first.local_addr().unwrap().port(),
+                "one.failover.test",
+            ),
         ),
         (
             "_sip._udp.failover.test",
-            Rec::Srv(20, 0, second.local_addr().unwrap().port(), "two.failover.test"),
+            Rec::Srv(
+                20,
+                0,
+                second.local_addr().unwrap().port(),
+                "two.failover.test",
+            ),
         ),
         ("one.failover.test", Rec::A(Ipv4Addr::LOCALHOST)),
         ("two.failover.test", Rec::A(Ipv4Addr::LOCALHOST)),

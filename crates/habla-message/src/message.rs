@@ -312,8 +312,11 @@ impl Message {
                 // field-name = token, then optional white space and ':'.
                 let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
                 let mut i = name_end;
-                while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
-                    i += 1;
+                // Usually the colon follows the name at once.
+                if data.get(i) != Some(&b':') {
+                    while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
+                        i += 1;
+                    }
                 }
                 if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
                     let line = data.get(pos..content_end).unwrap_or(&[]);
@@ -333,6 +336,10 @@ impl Message {
                     });
                 }
                 let mut vstart = i + 1;
+                // Usually one space, then the value.
+                if data.get(vstart) == Some(&SP) {
+                    vstart += 1;
+                }
                 while vstart < content_end && matches!(data.get(vstart), Some(&(SP | b'\t'))) {
                     vstart += 1;
                 }

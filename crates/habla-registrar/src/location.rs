@@ -119,17 +119,7 @@ impl MemoryLocationService {
         persist: impl FnOnce(&str, &[Binding], &[Binding]),
     ) -> RegisterDecision {
         let mut shard = self.shard(aor);
-        let current: Vec<Binding> = shard
-            .aors
-            .get(aor)
-            .map(|a| {
-                a.bindings
-                    .iter()
-                    .filter(|b| b.expires_at > now)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let current = live_bindings(&shard, aor, now);
         let decision = decide(&current);
         if let RegisterDecision::Update { bindings, .. } = &decision {
             persist(aor, &current, bindings);
@@ -150,6 +140,22 @@ impl MemoryLocationService {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The bindings of `aor` not yet expired at `now` (expiry runs on a timer,
+/// so expired ones may still be stored).
+fn live_bindings(shard: &Shard, aor: &str, now: u64) -> Vec<Binding> {
+    shard
+        .aors
+        .get(aor)
+        .map(|a| {
+            a.bindings
+                .iter()
+                .filter(|b| b.expires_at > now)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn replace_in(shard: &mut Shard, aor: &str, bindings: Vec<Binding>) {
@@ -179,17 +185,7 @@ fn replace_in(shard: &mut Shard, aor: &str, bindings: Vec<Binding>) {
 
 impl LocationService for MemoryLocationService {
     fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
-        self.shard(aor)
-            .aors
-            .get(aor)
-            .map(|a| {
-                a.bindings
-                    .iter()
-                    .filter(|b| b.expires_at > now)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        live_bindings(&self.shard(aor), aor, now)
     }
 
     fn register(

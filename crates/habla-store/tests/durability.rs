@@ -31,17 +31,8 @@ fn register(user: &str, n: u32) -> Message {
 
 /// Registers through the store; returns once the change is durable.
 fn register_durably(store: &SqliteLocationService, user: &str, n: u32) {
-    let req = register(user, n);
-    let aor = address_of_record(req.to().unwrap().uri()).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let d = store.register(
-        &aor,
-        NOW,
-        &mut |current| process_register(&RegistrarConfig::default(), NOW, &req, current).unwrap(),
-        Box::new(move |r| tx.send(r).unwrap()),
-    );
+    let d = apply_durably(store, &register(user, n));
     assert!(matches!(d, RegisterDecision::Update { .. }), "{d:?}");
-    rx.recv().unwrap().unwrap();
 }
 
 fn temp_db(name: &str) -> PathBuf {
@@ -91,16 +82,19 @@ fn register_contact(user: &str, n: u32, contact: &str) -> Message {
     b.build().unwrap()
 }
 
-fn apply_durably(store: &SqliteLocationService, req: &Message) {
+/// Applies a REGISTER through the store; returns the decision once the
+/// change (if any) is durable.
+fn apply_durably(store: &SqliteLocationService, req: &Message) -> RegisterDecision {
     let aor = address_of_record(req.to().unwrap().uri()).unwrap();
     let (tx, rx) = mpsc::channel();
-    store.register(
+    let d = store.register(
         &aor,
         NOW,
         &mut |current| process_register(&RegistrarConfig::default(), NOW, req, current).unwrap(),
         Box::new(move |r| tx.send(r).unwrap()),
     );
     rx.recv().unwrap().unwrap();
+    d
 }
 
 /// The store writes only what a REGISTER changed; after a restart the

@@ -66,6 +66,13 @@ pub struct TransportConfig {
     /// Capacity of the channel from the network tasks and the TU handles to
     /// the driver (bounded: when full, readers stop reading). Default 1024.
     pub input_queue: usize,
+    /// Longest a new request may have waited between the socket and the
+    /// driver before it is answered 503 + Retry-After instead of handled.
+    /// Under overload queues grow; a request that waited half of T1 is
+    /// about to be retransmitted, and handling stale requests while their
+    /// retransmissions pile up is how servers collapse. In-dialog requests,
+    /// CANCEL and ACK are never shed. Default 250 ms.
+    pub max_queue_delay: Duration,
     /// The `Server`/`User-Agent` token used in `Warning` headers of the 400
     /// answers the transport sends itself. Default `habla/<version>`.
     pub agent: String,
@@ -86,6 +93,7 @@ impl Default for TransportConfig {
             write_queue: 256,
             event_queue: 1024,
             input_queue: 1024,
+            max_queue_delay: Duration::from_millis(250),
             agent: concat!("habla/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

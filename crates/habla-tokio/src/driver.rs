@@ -506,6 +506,7 @@ async fn start(
             net_tx,
             dispatch: dispatch.clone(),
             _net: net.clone(),
+            late: false,
         };
         let task = tokio::spawn(driver.run(net_rx, cmd_rx, resp_rx));
         endpoints.push(Endpoint {
@@ -560,6 +561,9 @@ struct Driver {
     net_tx: mpsc::Sender<Input>,
     dispatch: Dispatch,
     _net: Arc<NetTasks>,
+    /// The message being handled waited longer than `max_queue_delay`: a
+    /// new request it creates is answered 503 instead of delivered.
+    late: bool,
 }
 
 fn via_token(t: Transport) -> &'static str {
@@ -625,7 +629,12 @@ impl Driver {
 
     fn input(&mut self, input: Input) {
         match input {
-            Input::Message { message, flow } => {
+            Input::Message {
+                message,
+                flow,
+                received,
+            } => {
+                self.late = received.elapsed() > self.shared.config.max_queue_delay;
                 let target = Target::new(flow.transport, flow);
                 if let Err(e) = self.layer.handle_message(Instant::now(), message, target) {
                     self.shared.count(&self.shared.stats.unmatchable);
@@ -977,6 +986,7 @@ impl Driver {
     fn deliver(&mut self, event: Event<Flow>) {
         let event = match event {
             Event::Refused(_) => event,
+            Event::Request { ref request, .. } if self.late && sheddable(request) => event,
             event => match self.events.try_send(event) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => e,
@@ -1000,6 +1010,15 @@ impl Driver {
             _ => self.shared.count(&stats.events_dropped),
         }
     }
+}
+
+/// Whether a request may be refused under overload: a new one (no To tag:
+/// not in a dialog), not CANCEL or ACK (they end what is already going on).
+fn sheddable(request: &Message) -> bool {
+    !matches!(
+        request.method(),
+        Some(habla_message::Method::Cancel | habla_message::Method::Ack)
+    ) && request.to().is_ok_and(|t| t.tag().is_none())
 }
 
 /// §18.2.2 for datagrams, from the response's top Via.

@@ -123,8 +123,13 @@ impl Dispatch {
     /// that shard has stopped (the message is dropped).
     pub(crate) async fn message(&self, message: Message, flow: Flow) -> bool {
         let s = shard_of(&message, self.shards.len());
+        let received = std::time::Instant::now();
         self.shards[s]
-            .send(crate::transport::Input::Message { message, flow })
+            .send(crate::transport::Input::Message {
+                message,
+                flow,
+                received,
+            })
             .await
             .is_ok()
     }

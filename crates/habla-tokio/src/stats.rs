@@ -63,6 +63,8 @@ counters! {
     send_failures,
     /// Events dropped because the TU's channel was full.
     events_dropped,
-    /// Requests answered 503 because the TU's channel was full.
+    /// New requests answered 503 by the driver: the TU's channel was full,
+    /// the transaction table was full, or they waited longer than
+    /// `max_queue_delay`.
     overload_rejections,
 }

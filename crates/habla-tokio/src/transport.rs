@@ -90,8 +90,13 @@ impl Drop for ConnSlot {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// A parsed message (requests already carry `received`/`rport`).
-    Message { message: Message, flow: Flow },
+    /// A parsed message (requests already carry `received`/`rport`), and
+    /// when it was read from the socket.
+    Message {
+        message: Message,
+        flow: Flow,
+        received: std::time::Instant,
+    },
     /// A connection this shard asked for is open (and registered in
     /// [`Shared::conns`]).
     ConnUp { flow: Flow },

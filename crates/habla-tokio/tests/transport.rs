@@ -596,3 +596,37 @@ async fn a_full_transaction_table_is_answered_503_by_the_driver() {
     assert_eq!(server.stats().overload_rejections, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn new_requests_that_waited_too_long_are_shed_in_dialog_ones_are_not() {
+    // Every request counts as late: new ones are answered 503 by the
+    // driver, an in-dialog one still reaches the TU.
+    let cfg = TransportConfig {
+        max_queue_delay: Duration::ZERO,
+        ..loopback_config()
+    };
+    let mut server = Endpoint::bind(cfg, Default::default()).await.unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKlate1");
+    sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&sock).await);
+    assert_eq!(r.status(), Some(503));
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(server.stats().overload_rejections, 1);
+    let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKlate2");
+    let bye = request("BYE", 2, &via, "").replace(
+        "To: <sip:ping@127.0.0.1>",
+        "To: <sip:ping@127.0.0.1>;tag=dialog",
+    );
+    sock.send_to(bye.as_bytes(), udp).await.unwrap();
+    let ev = within("the BYE reaches the TU", server.recv()).await;
+    assert!(
+        matches!(&ev, Some(Event::Request { request, .. }) if request.method() == Some(&Method::Bye)),
+        "{ev:?}"
+    );
+    server.shutdown().await;
+}

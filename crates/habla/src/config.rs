@@ -157,6 +157,9 @@ pub struct LimitsSection {
     pub max_headers: usize,
     pub max_connections: usize,
     pub max_transactions: usize,
+    /// New requests that waited longer than this (ms) between the socket
+    /// and their transaction are answered 503 instead of handled.
+    pub max_queue_delay_ms: u64,
     /// Transaction shards (driver + transaction-user task pairs); 0 = one
     /// per available core.
     pub workers: usize,
@@ -169,6 +172,7 @@ impl Default for LimitsSection {
             max_headers: 256,
             max_connections: 10_000,
             max_transactions: 500_000,
+            max_queue_delay_ms: 250,
             workers: 0,
         }
     }

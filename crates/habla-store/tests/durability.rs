@@ -13,20 +13,14 @@ use std::sync::mpsc;
 
 const NOW: u64 = 1_800_000_000;
 
+/// A REGISTER of `user` (Call-ID `user-call`, CSeq `n`) binding a contact
+/// on port 5000 + `n` for an hour.
 fn register(user: &str, n: u32) -> Message {
-    RequestBuilder::new(Method::Register, &Uri::parse("sip:example.org").unwrap())
-        .via("UDP", "192.0.2.4:5060", &format!("z9hG4bK{user}{n}"), true)
-        .max_forwards(70)
-        .to(&format!("<sip:{user}@example.org>"))
-        .from(&format!("<sip:{user}@example.org>;tag=t{n}"))
-        .call_id(&format!("{user}-call"))
-        .cseq(n)
-        .header(
-            "Contact",
-            &format!("<sip:{user}@192.0.2.4:{}>;expires=3600", 5000 + n),
-        )
-        .build()
-        .unwrap()
+    register_contact(
+        user,
+        n,
+        &format!("<sip:{user}@192.0.2.4:{}>;expires=3600", 5000 + n),
+    )
 }
 
 /// Registers through the store; returns once the change is durable.
@@ -69,7 +63,7 @@ fn bindings_survive_a_restart_and_expired_ones_do_not_come_back() {
 /// Contact header value (and `Expires: 0` for `*`).
 fn register_contact(user: &str, n: u32, contact: &str) -> Message {
     let mut b = RequestBuilder::new(Method::Register, &Uri::parse("sip:example.org").unwrap())
-        .via("UDP", "192.0.2.4:5060", &format!("z9hG4bK{user}c{n}"), true)
+        .via("UDP", "192.0.2.4:5060", &format!("z9hG4bK{user}{n}"), true)
         .max_forwards(70)
         .to(&format!("<sip:{user}@example.org>"))
         .from(&format!("<sip:{user}@example.org>;tag=t{n}"))

@@ -544,10 +544,7 @@ async fn a_tu_that_falls_behind_gets_503_not_a_blocked_driver() {
     sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), udp)
         .await
         .unwrap();
-    let r = parse(&recv_datagram(&sock).await);
-    assert_eq!(r.status(), Some(503));
-    assert_eq!(r.cseq().unwrap().seq, 2);
-    assert!(r.header("Retry-After").is_some());
+    expect_overload_503(&sock, 2).await;
     assert_eq!(server.stats().overload_rejections, 1);
     server.shutdown().await;
 }
@@ -589,10 +586,7 @@ async fn a_full_transaction_table_is_answered_503_by_the_driver() {
     sock.send_to(request("OPTIONS", 2, &via, "").as_bytes(), udp)
         .await
         .unwrap();
-    let r = parse(&recv_datagram(&sock).await);
-    assert_eq!(r.status(), Some(503));
-    assert_eq!(r.cseq().unwrap().seq, 2);
-    assert!(r.header("Retry-After").is_some());
+    expect_overload_503(&sock, 2).await;
     assert_eq!(server.stats().overload_rejections, 1);
     server.shutdown().await;
 }
@@ -613,9 +607,7 @@ async fn new_requests_that_waited_too_long_are_shed_in_dialog_ones_are_not() {
     sock.send_to(request("OPTIONS", 1, &via, "").as_bytes(), udp)
         .await
         .unwrap();
-    let r = parse(&recv_datagram(&sock).await);
-    assert_eq!(r.status(), Some(503));
-    assert!(r.header("Retry-After").is_some());
+    expect_overload_503(&sock, 1).await;
     assert_eq!(server.stats().overload_rejections, 1);
     let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKlate2");
     let bye = request("BYE", 2, &via, "").replace(
@@ -629,4 +621,13 @@ async fn new_requests_that_waited_too_long_are_shed_in_dialog_ones_are_not() {
         "{ev:?}"
     );
     server.shutdown().await;
+}
+
+/// The next datagram on `sock` is the driver's overload answer to the
+/// request with CSeq `seq`: 503 with Retry-After.
+async fn expect_overload_503(sock: &UdpSocket, seq: u32) {
+    let r = parse(&recv_datagram(sock).await);
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.cseq().unwrap().seq, seq);
+    assert!(r.header("Retry-After").is_some());
 }

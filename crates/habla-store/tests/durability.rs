@@ -101,32 +101,19 @@ fn refreshes_and_removals_reach_the_database() {
     let before;
     {
         let store = SqliteLocationService::open(&cfg, NOW).unwrap();
-        let a = "<sip:carol@192.0.2.4:5001>;expires=600";
-        let b = "<sip:carol@192.0.2.4:5002>;expires=600";
-        apply_durably(&store, &register_contact("carol", 1, a));
-        apply_durably(&store, &register_contact("carol", 2, b));
-        apply_durably(
-            &store,
-            &register_contact("carol", 3, "<sip:carol@192.0.2.4:5003>"),
-        );
-        // Refresh a with a longer expiry, remove b.
-        apply_durably(
-            &store,
-            &register_contact("carol", 4, "<sip:carol@192.0.2.4:5001>;expires=1800"),
-        );
-        apply_durably(
-            &store,
-            &register_contact("carol", 5, "<sip:carol@192.0.2.4:5002>;expires=0"),
-        );
-        apply_durably(
-            &store,
-            &register_contact("dave", 1, "<sip:dave@192.0.2.4:6001>"),
-        );
-        apply_durably(
-            &store,
-            &register_contact("dave", 2, "<sip:dave@192.0.2.4:6002>"),
-        );
-        apply_durably(&store, &register_contact("dave", 3, "*"));
+        for (user, cseq, contact) in [
+            ("carol", 1, "<sip:carol@192.0.2.4:5001>;expires=600"),
+            ("carol", 2, "<sip:carol@192.0.2.4:5002>;expires=600"),
+            ("carol", 3, "<sip:carol@192.0.2.4:5003>"),
+            // Refresh the first with a longer expiry, remove the second.
+            ("carol", 4, "<sip:carol@192.0.2.4:5001>;expires=1800"),
+            ("carol", 5, "<sip:carol@192.0.2.4:5002>;expires=0"),
+            ("dave", 1, "<sip:dave@192.0.2.4:6001>"),
+            ("dave", 2, "<sip:dave@192.0.2.4:6002>"),
+            ("dave", 3, "*"),
+        ] {
+            apply_durably(&store, &register_contact(user, cseq, contact));
+        }
         before = store.lookup("sip:carol@example.org", NOW);
         assert_eq!(before.len(), 2);
         assert!(store.lookup("sip:dave@example.org", NOW).is_empty());

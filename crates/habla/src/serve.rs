@@ -310,7 +310,7 @@ struct Server {
     router: Router,
     /// Forwarded requests with failover addresses left, by client
     /// transaction; an entry lives until the first response that is not a
-    /// 503 (bounded by the shard's transactions).
+    /// 503 or the transaction's end (at most [`MAX_FAILOVERS`]).
     failover: HashMap<TransactionKey, Failover>,
     /// Where failed-over INVITEs went, so that their CANCEL follows them
     /// (RFC 3261 §9.1), until their transaction ends.
@@ -588,6 +588,10 @@ impl Router {
     }
 }
 
+/// Most forwarded requests one worker keeps for failover (and most
+/// failed-over INVITEs it remembers for their CANCEL).
+const MAX_FAILOVERS: usize = 10_000;
+
 /// A forwarded request that still has addresses to fail over to
 /// (RFC 3263 §4.3), by the client transaction that carries it now.
 struct Failover {
@@ -751,14 +755,28 @@ impl Server {
                 self.drain().await;
             }
             Event::Terminated { key } => {
-                self.failover.remove(&key);
-                self.failed_over_to.remove(&key);
+                if !self.failover.is_empty() {
+                    self.failover.remove(&key);
+                }
+                if !self.failed_over_to.is_empty() {
+                    self.failed_over_to.remove(&key);
+                }
             }
             Event::StrayResponse { response, .. } => {
                 self.proxy.handle_stray_response(now, response);
                 self.drain().await;
             }
             other => tracing::trace!("event {other:?}"),
+        }
+    }
+
+    /// Keeps a forwarded request for failover, unless this worker already
+    /// keeps [`MAX_FAILOVERS`] (entries leave with the transaction's first
+    /// response or its end; under overload those events may be dropped, so
+    /// the tables are capped rather than trusted to drain).
+    fn remember_failover(&mut self, key: TransactionKey, f: Failover) {
+        if self.failover.len() < MAX_FAILOVERS {
+            self.failover.insert(key, f);
         }
     }
 
@@ -785,14 +803,14 @@ impl Server {
                 tracing::debug!("failover: {e}");
                 return false;
             }
-            if invite {
-                self.failed_over_to.remove(&key);
+            self.failed_over_to.remove(&key);
+            if invite && self.failed_over_to.len() < MAX_FAILOVERS {
                 self.failed_over_to.insert(new_key, dest);
             }
             if !f.rest.is_empty() {
                 f.request = request;
                 f.sent_to = dest;
-                self.failover.insert(new_key, f);
+                self.remember_failover(new_key, f);
             }
             return true;
         }
@@ -898,27 +916,31 @@ impl Server {
                     let mut sent = None;
                     let mut request = Some(request);
                     // The first address that takes the request (a refused
-                    // one is a transport error: RFC 3263 §4.3). A copy is
-                    // kept only while other addresses are left.
-                    while !dests.is_empty() && sent.is_none() {
+                    // one is a transport error: RFC 3263 §4.3). While other
+                    // addresses are left a copy is sent and the request
+                    // kept for failover; the last one takes the request.
+                    while !dests.is_empty() {
                         let dest = dests.remove(0);
-                        let (this, copy) = if dests.is_empty() {
-                            (request.take(), None)
+                        let this = if dests.is_empty() {
+                            request.take()
                         } else {
-                            (request.clone(), request.clone())
+                            request.clone()
                         };
                         let Some(this) = this else { break };
                         match self.handle.send_request(this, dest).await {
-                            Ok(k) => sent = Some((k, dest, copy)),
+                            Ok(k) => {
+                                sent = Some((k, dest));
+                                break;
+                            }
                             Err(e) => {
                                 tracing::debug!("{} not sent to {dest:?}: {e}", next_hop.uri)
                             }
                         }
                     }
                     let r = match sent {
-                        Some((k, dest, copy)) => {
-                            if let Some(request) = copy {
-                                self.failover.insert(
+                        Some((k, dest)) => {
+                            if let Some(request) = request.filter(|_| !dests.is_empty()) {
+                                self.remember_failover(
                                     k,
                                     Failover {
                                         request,

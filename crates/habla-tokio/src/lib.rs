@@ -80,7 +80,8 @@
 #![warn(missing_docs)]
 
 mod config;
-mod driver;
+mod core;
+mod endpoint;
 mod flow;
 pub mod options;
 mod shard;
@@ -88,8 +89,11 @@ mod stats;
 mod transport;
 pub mod via;
 
+pub use crate::core::{Destination, Io, ShardHandle, TransactionUser};
 pub use config::{ListenPoint, TransportConfig};
-pub use driver::{default_shards, Destination, Endpoint, Handle, ShardedEndpoint};
+pub use endpoint::{
+    default_shards, ChannelUser, Element, Endpoint, Handle, Layout, ShardedEndpoint,
+};
 pub use flow::{ConnId, Flow};
 pub use habla_transaction::{Event, TransactionKey, Transport};
 pub use shard::{mark_branch, marked_shard, shard_of, MARK};

@@ -106,40 +106,6 @@ pub fn shard_of(msg: &Message, shards: usize) -> usize {
     }
 }
 
-/// How the network tasks reach the shards: one bounded input channel per
-/// shard driver.
-#[derive(Debug, Clone)]
-pub(crate) struct Dispatch {
-    shards: Vec<mpsc::Sender<crate::transport::Input>>,
-}
-
-impl Dispatch {
-    pub(crate) fn new(shards: Vec<mpsc::Sender<crate::transport::Input>>) -> Self {
-        Dispatch { shards }
-    }
-
-    /// Hands a parsed message to the shard that owns it, waiting while that
-    /// shard's queue is full (back-pressure onto the socket). `false` when
-    /// that shard has stopped (the message is dropped).
-    pub(crate) async fn message(&self, message: Message, flow: Flow) -> bool {
-        let s = shard_of(&message, self.shards.len());
-        let received = std::time::Instant::now();
-        self.shards[s]
-            .send(crate::transport::Input::Message {
-                message,
-                flow,
-                received,
-            })
-            .await
-            .is_ok()
-    }
-
-    /// Whether every shard has stopped.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.shards.iter().all(|s| s.is_closed())
-    }
-}
-
 const STRIPES: usize = 64;
 
 /// A hash map split into independently locked stripes: lookups from

@@ -1,8 +1,8 @@
-//! The network tasks: one reader per UDP socket, one acceptor per TCP
-//! listener, one task per stream connection. They frame and parse what
+//! The network side: receive threads per UDP socket, one acceptor task per
+//! TCP listener, one task per stream connection. They frame and parse what
 //! arrives, stamp `received`/`rport`, answer what the transport answers
-//! itself (400 to malformed requests, CRLF to CRLFCRLF pings) and hand
-//! messages to the driver over a bounded channel.
+//! itself (400 to malformed requests, CRLF to CRLFCRLF pings) and run each
+//! message on the shard that owns it, in place ([`Inbound`]).
 //!
 //! A stream transport is any `AsyncRead + AsyncWrite` byte stream: TLS
 //! plugs in by wrapping the accepted `TcpStream` (e.g. with tokio-rustls)
@@ -11,45 +11,86 @@
 //! (RFC 7118) carries whole messages per frame, so it needs its own reader
 //! task, which talks to the driver with the same [`Input`] values.
 
+use crate::core::Inbound;
 use crate::flow::{ConnId, Flow};
-use crate::shard::{ConnRegistry, Dispatch};
+use crate::shard::ConnRegistry;
 use crate::stats::Stats;
 use crate::via::stamp_received;
 use crate::TransportConfig;
 use bytes::{Bytes, BytesMut};
 use habla_message::{Frame, Message, StreamFramer};
 use habla_transaction::Transport;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
-/// What the driver shards share with every network task.
-#[derive(Debug)]
+/// What the shards share with every network task.
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
     pub(crate) stats: Stats,
     /// Every open connection's write queue (any shard writes to any).
     pub(crate) conns: ConnRegistry,
-    /// Set when the last shard stopped: connections close, none registers.
+    /// The UDP sockets (blocking: the receive threads wait in them; any
+    /// thread sends on them) by local address.
+    pub(crate) udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The TCP listening addresses.
+    pub(crate) tcp: Vec<SocketAddr>,
+    /// Origin of the shards' timer deadlines (kept in atomics as
+    /// nanoseconds since it).
+    pub(crate) epoch: std::time::Instant,
+    /// The shards, for the tasks that open connections.
+    inbound: OnceLock<Weak<dyn Inbound>>,
+    /// Set when the element stops: connections close, none registers,
+    /// receive threads return.
     pub(crate) closed: AtomicBool,
     open_connections: AtomicUsize,
     next_conn: AtomicU64,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
-    pub(crate) fn new(config: TransportConfig) -> Self {
+    pub(crate) fn new(
+        config: TransportConfig,
+        udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+        tcp: Vec<SocketAddr>,
+    ) -> Self {
         Shared {
             config,
             stats: Stats::default(),
             conns: ConnRegistry::new(),
+            udp,
+            tcp,
+            epoch: std::time::Instant::now(),
+            inbound: OnceLock::new(),
             closed: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
         }
+    }
+
+    pub(crate) fn set_inbound(&self, inbound: Weak<dyn Inbound>) {
+        let _ = self.inbound.set(inbound);
+    }
+
+    /// The shards, while the element runs.
+    pub(crate) fn inbound(&self) -> Option<Arc<dyn Inbound>> {
+        self.inbound.get().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     pub(crate) fn next_conn_id(&self) -> ConnId {
@@ -84,30 +125,6 @@ impl Drop for ConnSlot {
     }
 }
 
-/// What the network tasks tell a driver shard.
-// A parsed `Message` travels by value (most of its size is the parse
-// cache); boxing it would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A parsed message (requests already carry `received`/`rport`), and
-    /// when it was read from the socket.
-    Message {
-        message: Message,
-        flow: Flow,
-        received: std::time::Instant,
-    },
-    /// A connection this shard asked for is open (and registered in
-    /// [`Shared::conns`]).
-    ConnUp { flow: Flow },
-    /// Connecting to `remote` failed.
-    ConnectFailed {
-        transport: Transport,
-        remote: SocketAddr,
-        error: std::io::Error,
-    },
-}
-
 /// Parses one message received on `flow`; answers or drops what is
 /// malformed. Returns the message for the driver.
 fn parse(shared: &Shared, bytes: Bytes, flow: &Flow) -> Result<Message, Option<Bytes>> {
@@ -134,40 +151,64 @@ fn parse(shared: &Shared, bytes: Bytes, flow: &Flow) -> Result<Message, Option<B
     }
 }
 
-/// Reads datagrams from one UDP socket until the driver goes away.
-pub(crate) async fn run_udp(
+/// Receives datagrams from one UDP socket until the element stops: a
+/// blocking loop on a thread of its own (several per socket: the kernel
+/// wakes one waiting thread per datagram). Each message is parsed and run
+/// on its shard right here, so at load a receive thread never sleeps and
+/// no hand-off sits between the socket and the transaction user.
+pub(crate) fn run_udp(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     shared: Arc<Shared>,
-    net: Dispatch,
+    inbound: Arc<dyn Inbound>,
+    runtime: tokio::runtime::Handle,
 ) {
-    // Datagrams are received into a large arena and split off it, so that a
-    // packet costs no allocation of its own: one arena serves ~16 full-size
-    // datagrams, or thousands of typical ones. A message keeps only its
-    // slice (and the arena alive) while it is in use.
+    // The TU may spawn tasks (a DNS lookup, a connection) from here.
+    let _runtime = runtime.enter();
+    // Datagrams are copied into a large arena and split off it, so that a
+    // packet costs no allocation of its own: one arena serves thousands of
+    // typical datagrams. A message keeps only its slice (and the arena
+    // alive) while it is in use.
     const ARENA: usize = 1 << 20;
     const MAX_DATAGRAM: usize = 65_536;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut arena = BytesMut::with_capacity(ARENA);
     loop {
-        if arena.capacity() - arena.len() < MAX_DATAGRAM {
-            arena = BytesMut::with_capacity(ARENA);
+        let received = socket.recv_from(&mut buf);
+        if shared.is_closed() {
+            return;
         }
-        let (n, remote) = match socket.recv_buf_from(&mut arena).await {
+        let (n, remote) = match received {
+            Ok((0, _)) => continue,
             Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 // ICMP errors surface here on some systems; keep reading.
                 tracing::debug!(%local, "udp recv: {e}");
                 continue;
             }
         };
+        let at = std::time::Instant::now();
         shared.count(&shared.stats.datagrams_received);
-        let data = arena.split_to(n.min(arena.len())).freeze();
+        let Some(data) = buf.get(..n) else { continue };
         if data.iter().all(|&b| b == b'\r' || b == b'\n') {
             // CRLF keep-alives over UDP (RFC 5626 uses STUN there; some
             // clients send CRLF anyway): nothing to answer.
             shared.count(&shared.stats.datagram_keepalives);
             continue;
         }
+        if arena.capacity() - arena.len() < n {
+            arena = BytesMut::with_capacity(ARENA);
+        }
+        arena.extend_from_slice(data);
+        let data = arena.split_to(arena.len()).freeze();
         let flow = Flow {
             transport: Transport::Udp,
             local,
@@ -175,15 +216,10 @@ pub(crate) async fn run_udp(
             conn: ConnId::DATAGRAM,
         };
         match parse(&shared, data, &flow) {
-            Ok(message) => {
-                if !net.message(message, flow).await {
-                    // That shard stopped; the others may still run.
-                    shared.count(&shared.stats.events_dropped);
-                }
-            }
+            Ok(message) => inbound.message(message, flow, at),
             Err(Some(reply)) => {
                 // RFC 3581-style: back to the packet's source.
-                if let Err(e) = socket.send_to(&reply, remote).await {
+                if let Err(e) = socket.send_to(&reply, remote) {
                     tracing::debug!(%flow, "cannot send 400: {e}");
                 }
             }
@@ -192,8 +228,36 @@ pub(crate) async fn run_udp(
     }
 }
 
-/// Accepts TCP connections until the driver goes away.
-pub(crate) async fn run_tcp_listener(listener: TcpListener, shared: Arc<Shared>, net: Dispatch) {
+/// Wakes the receive threads of `socket` (bound at `local`) so that they
+/// see that the element stopped: one empty datagram each.
+pub(crate) fn wake_udp(local: SocketAddr, threads: usize) {
+    let to = match local.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+        }
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), local.port())
+        }
+        _ => local,
+    };
+    let any: SocketAddr = if to.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    if let Ok(s) = UdpSocket::bind(any) {
+        for _ in 0..threads {
+            let _ = s.send_to(&[], to);
+        }
+    }
+}
+
+/// Accepts TCP connections until the element stops.
+pub(crate) async fn run_tcp_listener(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    inbound: Arc<dyn Inbound>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -210,62 +274,78 @@ pub(crate) async fn run_tcp_listener(listener: TcpListener, shared: Arc<Shared>,
             tracing::debug!(%remote, "connection refused: max_connections reached");
             continue;
         };
-        if net.is_closed() {
+        if shared.is_closed() {
             return;
         }
         shared.count(&shared.stats.connections_accepted);
-        spawn_tcp(stream, remote, slot, shared.clone(), net.clone(), None);
+        let conn = shared.next_conn_id();
+        spawn_tcp(
+            stream,
+            remote,
+            conn,
+            slot,
+            shared.clone(),
+            inbound.clone(),
+            None,
+        );
     }
 }
 
-/// Opens a TCP connection for a driver shard (which queued what to send on
-/// it and hears through `notify` when it is open or failed). Messages
-/// received on it go to whichever shard owns them.
+/// Opens a TCP connection for shard `shard`, which gave it the id `conn`
+/// and queued what is to go over it; the shard hears when it is open or
+/// failed ([`Inbound::connected`]). Messages received on it go to whichever
+/// shard owns them.
 pub(crate) async fn connect_tcp(
     remote: SocketAddr,
+    conn: ConnId,
+    shard: usize,
     shared: Arc<Shared>,
-    net: Dispatch,
-    notify: mpsc::Sender<Input>,
+    inbound: Option<Arc<dyn Inbound>>,
 ) {
-    let fail = |error| Input::ConnectFailed {
-        transport: Transport::Tcp,
-        remote,
-        error,
-    };
+    let Some(inbound) = inbound else { return };
+    let fail = |error| inbound.connected(shard, Transport::Tcp, remote, Err(error));
     let Some(slot) = ConnSlot::try_new(&shared) else {
         shared.count(&shared.stats.connections_refused);
-        let e = std::io::Error::other("max_connections reached");
-        let _ = notify.send(fail(e)).await;
-        return;
+        return fail(std::io::Error::other("max_connections reached"));
     };
     match timeout(shared.config.connect_timeout, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => {
             shared.count(&shared.stats.connections_opened);
-            spawn_tcp(stream, remote, slot, shared, net, Some(notify));
+            spawn_tcp(
+                stream,
+                remote,
+                conn,
+                slot,
+                shared,
+                inbound.clone(),
+                Some(shard),
+            );
         }
-        Ok(Err(e)) => {
-            let _ = notify.send(fail(e)).await;
-        }
-        Err(_) => {
-            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-            let _ = notify.send(fail(e)).await;
-        }
+        Ok(Err(e)) => fail(e),
+        Err(_) => fail(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        )),
     }
 }
 
 fn spawn_tcp(
     stream: TcpStream,
     remote: SocketAddr,
+    conn: ConnId,
     slot: ConnSlot,
     shared: Arc<Shared>,
-    net: Dispatch,
-    notify: Option<mpsc::Sender<Input>>,
+    inbound: Arc<dyn Inbound>,
+    opened_for: Option<usize>,
 ) {
     let _ = stream.set_nodelay(true);
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(%remote, "connection lost at once: {e}");
+            if let Some(shard) = opened_for {
+                inbound.connected(shard, Transport::Tcp, remote, Err(e));
+            }
             return;
         }
     };
@@ -273,9 +353,9 @@ fn spawn_tcp(
         transport: Transport::Tcp,
         local,
         remote,
-        conn: shared.next_conn_id(),
+        conn,
     };
-    tokio::spawn(run_stream(stream, flow, slot, shared, net, notify));
+    tokio::spawn(run_stream(stream, flow, slot, shared, inbound, opened_for));
 }
 
 /// Why a connection closed.
@@ -289,16 +369,17 @@ enum Close {
     Write,
 }
 
-/// Serves one stream connection: frames and parses what arrives, writes
-/// what the driver queues, answers pings, enforces the idle timeout, the
-/// per-message deadline (slow loris) and the buffer bound.
+/// Serves one stream connection: frames and parses what arrives (and runs
+/// each message on its shard), writes what the shards queue, answers
+/// pings, enforces the idle timeout, the per-message deadline (slow loris)
+/// and the buffer bound. `opened_for`: the shard that asked for it.
 pub(crate) async fn run_stream<S>(
     stream: S,
     flow: Flow,
     _slot: ConnSlot,
     shared: Arc<Shared>,
-    net: Dispatch,
-    notify: Option<mpsc::Sender<Input>>,
+    inbound: Arc<dyn Inbound>,
+    opened_for: Option<usize>,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -307,15 +388,12 @@ pub(crate) async fn run_stream<S>(
     // Registered before the first message is read, so that every shard
     // can answer over it; removed below when it closes.
     shared.conns.insert(flow, writer);
-    if shared.closed.load(Ordering::Acquire) {
+    if shared.is_closed() {
         shared.conns.remove(&flow);
         return;
     }
-    if let Some(n) = notify {
-        if n.send(Input::ConnUp { flow }).await.is_err() {
-            shared.conns.remove(&flow);
-            return;
-        }
+    if let Some(shard) = opened_for {
+        inbound.connected(shard, flow.transport, flow.remote, Ok(flow));
     }
     tracing::debug!(%flow, "connection open");
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -354,12 +432,10 @@ pub(crate) async fn run_stream<S>(
                             shared.count(&shared.stats.stream_messages_received);
                             match parse(&shared, bytes, &flow) {
                                 Ok(message) => {
-                                    if !net.message(message, flow).await {
-                                        if net.is_closed() {
-                                            break 'conn Close::Driver;
-                                        }
-                                        shared.count(&shared.stats.events_dropped);
+                                    if shared.is_closed() {
+                                        break 'conn Close::Driver;
                                     }
+                                    inbound.message(message, flow, now.into_std());
                                 }
                                 Err(Some(reply)) => {
                                     if write(&mut wr, &reply, cfg.write_timeout).await.is_err() {

@@ -374,6 +374,48 @@ async fn large_udp_request_moves_to_tcp() {
     server.shutdown().await;
 }
 
+/// RFC 3261 §18.1.1: a request too large for UDP goes over TCP, and when
+/// the peer takes no TCP connection it is sent over UDP after all (same
+/// transaction, Via rewritten to UDP, retransmitted by Timer E).
+#[tokio::test]
+async fn large_request_to_a_udp_only_peer_falls_back_to_udp() {
+    // A peer with a UDP socket and nothing listening on TCP at its port.
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    assert!(
+        std::net::TcpListener::bind(peer_addr).is_ok(),
+        "the TCP port must be free so that a connect is refused"
+    );
+    let mut client = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let key = client
+        .handle()
+        .send_request(
+            tu_request(Method::Options, &format!("sip:s@{peer_addr}"), 1400),
+            Destination::Address(Transport::Udp, peer_addr),
+        )
+        .await
+        .unwrap();
+    let bytes = recv_datagram(&peer).await;
+    let req = parse(&bytes);
+    assert!(bytes.len() > 1300);
+    assert_eq!(req.top_via().unwrap().transport(), "UDP");
+    // Timer E retransmits it over UDP too: it is a live UDP transaction.
+    let again = recv_datagram(&peer).await;
+    assert_eq!(again, bytes);
+    let ok = req.response(200).build().unwrap().to_bytes();
+    let to = habla_tokio::via::response_destination(req.top_via().unwrap(), peer_addr);
+    peer.send_to(&ok, to).await.unwrap();
+    let ev = within("the 200", client.recv()).await.unwrap();
+    assert!(
+        matches!(&ev, Event::Response { key: k, response, .. } if *k == key && response.status() == Some(200)),
+        "{ev:?}"
+    );
+    assert_eq!(client.stats().udp_to_tcp, 1);
+    client.shutdown().await;
+}
+
 #[tokio::test]
 async fn received_and_rport_are_filled_and_used() {
     let mut server = Endpoint::bind(loopback_config(), Default::default())

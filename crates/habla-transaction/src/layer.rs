@@ -552,6 +552,64 @@ impl<A: Clone> TransactionLayer<A> {
         }));
     }
 
+    /// Moves a client transaction that nothing has answered yet (Calling,
+    /// Trying) to another target, sending `request` there now: the same
+    /// request (same branch) as the transport rewrote it for the new
+    /// transport. This is the transport's fallback when the connection the
+    /// request was to go over cannot be opened (RFC 3261 §18.1.1: a request
+    /// moved to TCP by its size is retried over UDP). The retransmission
+    /// timer (A or E) starts afresh when the new transport is unreliable;
+    /// the timeout (B or F) keeps running.
+    pub fn retarget(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Message,
+        target: Target<A>,
+    ) -> Result<(), Error> {
+        let t = self.config.timers;
+        let tx = self
+            .txs
+            .get_mut(&key.0)
+            .ok_or(Error::UnknownTransaction(key))?;
+        let bytes = request.to_bytes();
+        let retransmit = match &mut tx.machine {
+            Machine::ClientInvite {
+                state: ClientInviteState::Calling,
+                request: sent,
+                ..
+            } => {
+                *sent = bytes.clone();
+                Timer::A
+            }
+            Machine::ClientNonInvite {
+                state: ClientNonInviteState::Trying,
+                request: sent,
+            } => {
+                *sent = bytes.clone();
+                Timer::E
+            }
+            _ => {
+                return Err(Error::InvalidState {
+                    key,
+                    state: tx.machine.state(),
+                    what: "move the request to another target",
+                })
+            }
+        };
+        tx.reliable = target.transport.is_reliable();
+        tx.target = target;
+        tx.request = Some(Box::new(request));
+        tx.interval = t.t1();
+        if tx.reliable {
+            tx.slots.disarm(&mut self.schedule, retransmit);
+        } else {
+            tx.slots.arm_in(&mut self.schedule, retransmit, now, t.t1());
+        }
+        transmit(&mut self.out, &tx.target, bytes, key.0);
+        Ok(())
+    }
+
     /// Ends a transaction now, whatever its state (a TU giving up, e.g. a
     /// proxy's Timer C). Returns whether it was live.
     pub fn terminate(&mut self, key: TransactionKey) -> bool {

@@ -755,6 +755,49 @@ fn reliable_transports_skip_retransmission_and_zero_timers() {
     assert!(s.is_empty());
 }
 
+/// RFC 3261 §18.1.1: a request the transport meant for TCP goes over UDP
+/// when the connection cannot be opened. The transaction moves: same key,
+/// the new bytes sent at once, Timer A started afresh (it had none over
+/// TCP), Timer B still counting from the first send. Once answered, it can
+/// no longer move.
+#[test]
+fn an_unanswered_client_transaction_moves_to_another_target() {
+    let mut l = layer();
+    let inv = request(Method::Invite, "z9hG4bKmove1", "m1", 1, Transport::Tcp);
+    let key = l.send_request(at_ms(0), inv.clone(), tcp(UAS)).unwrap();
+    assert_eq!(drain(&mut l).0.len(), 1);
+    let over_udp = request(Method::Invite, "z9hG4bKmove1", "m1", 1, Transport::Udp);
+    l.retarget(at_ms(100), key, over_udp, udp(UAS)).unwrap();
+    let (tx, ev) = drain(&mut l);
+    assert!(ev.is_empty());
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].destination, udp(UAS));
+    assert_eq!(tx[0].key, Some(key));
+    assert_eq!(
+        parse(&tx[0].bytes).top_via().unwrap().transport(),
+        "UDP",
+        "the moved request is the one sent"
+    );
+    // Timer A from the move (600 ms, 1.6 s, ...), Timer B from the start.
+    let (txs, evs) = run_timers(&mut l, 100_000);
+    assert_eq!(times(&txs)[..3], [600, 1_600, 3_600]);
+    assert!(txs.iter().all(|(_, b)| b == &tx[0].bytes));
+    assert!(matches!(&evs[0], (32_000, e) if is_timeout(e, Timer::B)));
+
+    // Answered: it stays where it is.
+    let req = request(Method::Options, "z9hG4bKmove2", "m2", 1, Transport::Tcp);
+    let key = l.send_request(at_ms(0), req.clone(), tcp(UAS)).unwrap();
+    drain(&mut l);
+    l.handle_message(at_ms(10), response(&req, 100, None), tcp(UAS))
+        .unwrap();
+    drain(&mut l);
+    let again = request(Method::Options, "z9hG4bKmove2", "m2", 1, Transport::Udp);
+    assert!(matches!(
+        l.retarget(at_ms(20), key, again, udp(UAS)),
+        Err(Error::InvalidState { .. })
+    ));
+}
+
 // ----- limits, errors, strays -----------------------------------------------
 
 /// When the live-transaction limit is reached, new server transactions are

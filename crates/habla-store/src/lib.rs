@@ -2,11 +2,19 @@
 //!
 //! [`SqliteLocationService`] is habla's embedded default location service:
 //! the bindings live in memory (sharded, no global lock — see
-//! [`MemoryLocationService`]) and every committed change is written to an
-//! SQLite database by one writer thread that groups the changes that arrive
-//! together into one transaction (group commit). A change is acknowledged
-//! (its `done` callback runs, and only then does the 200 go out) after its
-//! transaction committed: a registration answered 200 survives `kill -9`.
+//! [`MemoryLocationService`]) and every change is staged, then written to
+//! an SQLite database by [`SqliteLocationService::commit`], which writes
+//! everything staged so far in one transaction (group commit). A change is
+//! acknowledged (its `done` callback runs, and only then does the 200 go
+//! out) after its transaction committed: a registration answered 200
+//! survives `kill -9`.
+//!
+//! Who commits, and when, is the caller's choice: `habla serve` commits at
+//! the end of each batch of messages a receive thread took from its socket,
+//! on that thread (no hand-off to a writer thread: under load a batch's
+//! registrations share one transaction; at rest each commits at once).
+//! Several threads may call `commit` together: one writes, and the others
+//! leave their changes to it (leader/follower group commit).
 //!
 //! [`UserStore`] keeps subscribers: only digest HA1 hashes, never passwords.
 //!
@@ -21,9 +29,7 @@ use habla_registrar::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// Errors opening or using the database.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +43,9 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// The writer thread is gone (the store is shutting down).
-    #[error("the database writer has stopped")]
-    WriterGone,
+    /// The store was closed (the server is shutting down).
+    #[error("the location store is closed")]
+    Closed,
 }
 
 /// How much a commit must survive before it is acknowledged.
@@ -59,10 +65,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// What a commit must survive.
     pub durability: Durability,
-    /// Most changes grouped in one transaction.
-    pub max_group: usize,
-    /// Changes waiting for the writer; beyond it `register` fails fast
-    /// (the caller answers 503) instead of queueing without bound.
+    /// Changes staged and not yet committed; beyond it `register` fails
+    /// fast (the caller answers 503) instead of queueing without bound.
     pub queue: usize,
 }
 
@@ -72,7 +76,6 @@ impl StoreConfig {
         StoreConfig {
             path: path.into(),
             durability: Durability::default(),
-            max_group: 512,
             queue: 16_384,
         }
     }
@@ -150,26 +153,41 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 /// table, so it is done at most this often.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-enum Job {
-    /// One REGISTER's change to an AOR: only the bindings it removed and
-    /// the ones it added or refreshed (a refresh rewrites one row, not the
-    /// AOR's whole set).
-    Put {
-        aor: String,
-        removed: Vec<String>,
-        upserts: Vec<Binding>,
-        done: Committed,
-    },
-    Purge(u64),
-    Flush(SyncSender<()>),
+/// One REGISTER's change to an AOR: only the bindings it removed and the
+/// ones it added or refreshed (a refresh rewrites one row, not the AOR's
+/// whole set), and whom to tell once it is durable.
+struct Change {
+    aor: String,
+    removed: Vec<String>,
+    upserts: Vec<Binding>,
+    done: Committed,
+}
+
+/// Changes decided and not yet written, in the order they were decided.
+#[derive(Default)]
+struct Staged {
+    changes: Vec<Change>,
+    closed: bool,
+}
+
+/// The one connection that writes, and when expired rows were last purged.
+struct Writer {
+    conn: Connection,
+    last_purge: Option<std::time::Instant>,
 }
 
 /// The embedded, durable location service.
 pub struct SqliteLocationService {
     memory: Arc<MemoryLocationService>,
-    jobs: Mutex<Option<SyncSender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    staged: Mutex<Staged>,
+    /// Whoever holds it writes every staged change (group commit).
+    writer: Mutex<Writer>,
+    queue: usize,
     path: PathBuf,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SqliteLocationService {
@@ -182,20 +200,14 @@ impl SqliteLocationService {
             path: cfg.path.clone(),
             source,
         })?;
-        let (tx, rx) = mpsc::sync_channel(cfg.queue.max(1));
-        let max_group = cfg.max_group.max(1);
-        let path = cfg.path.clone();
-        let writer = std::thread::Builder::new()
-            .name("habla-store-writer".into())
-            .spawn(move || write_loop(conn, rx, max_group, path))
-            .map_err(|e| StoreError::Sqlite {
-                path: cfg.path.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
         Ok(SqliteLocationService {
             memory,
-            jobs: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
+            staged: Mutex::default(),
+            writer: Mutex::new(Writer {
+                conn,
+                last_purge: None,
+            }),
+            queue: cfg.queue.max(1),
             path: cfg.path.clone(),
         })
     }
@@ -210,34 +222,83 @@ impl SqliteLocationService {
         self.memory.len()
     }
 
-    fn sender(&self) -> Option<SyncSender<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// Writes every staged change in one transaction and acknowledges them
+    /// (their `done` callbacks run here, on this thread, after the commit
+    /// and with no lock held), until nothing is staged. If another thread
+    /// is writing, returns at once: that thread takes these changes too.
+    pub fn commit(&self) {
+        self.commit_with(|w| match w.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
+    }
+
+    /// Waits until every change staged so far is durable (and
+    /// acknowledged), writing them if nobody else is.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.commit_with(|w| Some(relock(w)));
+        Ok(())
+    }
+
+    fn commit_with(
+        &self,
+        mut writer: impl FnMut(&Mutex<Writer>) -> Option<MutexGuard<'_, Writer>>,
+    ) {
+        loop {
+            let Some(mut w) = writer(&self.writer) else {
+                return;
+            };
+            let group = std::mem::take(&mut relock(&self.staged).changes);
+            if group.is_empty() {
+                drop(w);
+                // A change staged by a thread that found the writer busy
+                // just before it was released: take it now (else it would
+                // wait for the next commit).
+                if relock(&self.staged).changes.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            let result = write_group(&mut w.conn, &group);
+            drop(w);
+            if let Err(e) = &result {
+                tracing::error!("database {}: {e}", self.path.display());
+            }
+            for change in group {
+                (change.done)(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| LocationError::Storage(e.to_string())),
+                );
+            }
+        }
     }
 
     /// Deletes rows of bindings that expired at `now` (the memory copy is
-    /// expired by [`LocationService::expire`]).
+    /// expired by [`LocationService::expire`]), at most once every ten
+    /// minutes (a full scan). Blocks while it writes.
     pub fn purge(&self, now: u64) {
-        if let Some(tx) = self.sender() {
-            let _ = tx.try_send(Job::Purge(now));
+        let mut w = relock(&self.writer);
+        if w.last_purge.is_some_and(|t| t.elapsed() < PURGE_EVERY) {
+            return;
+        }
+        w.last_purge = Some(std::time::Instant::now());
+        if let Err(e) = w.conn.execute(
+            "DELETE FROM location WHERE expires_at <= ?1",
+            params![now as i64],
+        ) {
+            tracing::error!("database {}: {e}", self.path.display());
         }
     }
 
-    /// Waits until every change queued so far is durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let tx = self.sender().ok_or(StoreError::WriterGone)?;
-        let (done_tx, done_rx) = mpsc::sync_channel(1);
-        tx.send(Job::Flush(done_tx))
-            .map_err(|_| StoreError::WriterGone)?;
-        done_rx.recv().map_err(|_| StoreError::WriterGone)
-    }
-
-    /// Writes what is queued and stops the writer (graceful shutdown).
+    /// Writes what is staged and refuses changes from now on (graceful
+    /// shutdown).
     pub fn close(&self) {
-        let tx = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(tx);
-        if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = w.join();
-        }
+        let _ = self.flush();
+        relock(&self.staged).closed = true;
+        let _ = self.flush();
     }
 }
 
@@ -259,21 +320,21 @@ impl LocationService for SqliteLocationService {
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
         done: Committed,
     ) -> RegisterDecision {
-        let Some(tx) = self.sender() else {
-            done(Err(LocationError::Storage(
-                "the database writer has stopped".into(),
-            )));
-            return decide(&self.memory.lookup(aor, now));
-        };
         let mut done = Some(done);
-        let mut queued = Ok(());
-        // Queue the write while the AOR is locked, so that writes reach the
-        // database in the order the decisions were made.
+        let mut refused: Option<(Committed, &'static str)> = None;
+        // Staged while the AOR is locked, so that changes reach the database
+        // in the order the decisions were made.
         let decision = self
             .memory
             .register_with(aor, now, decide, |aor, old, new| {
-                if let Some(d) = done.take() {
-                    let job = Job::Put {
+                let Some(d) = done.take() else { return };
+                let mut staged = relock(&self.staged);
+                if staged.closed {
+                    refused = Some((d, "the location store is closed"));
+                } else if staged.changes.len() >= self.queue {
+                    refused = Some((d, "too many registrations waiting for the database"));
+                } else {
+                    staged.changes.push(Change {
                         aor: aor.to_string(),
                         removed: old
                             .iter()
@@ -282,24 +343,14 @@ impl LocationService for SqliteLocationService {
                             .collect(),
                         upserts: new.iter().filter(|n| !old.contains(n)).cloned().collect(),
                         done: d,
-                    };
-                    if let Err(e) = tx.try_send(job) {
-                        let job = match e {
-                            mpsc::TrySendError::Full(j) | mpsc::TrySendError::Disconnected(j) => j,
-                        };
-                        if let Job::Put { done, .. } = job {
-                            queued = Err(done);
-                        }
-                    }
+                    });
                 }
             });
-        match (queued, done) {
-            (Err(d), _) => d(Err(LocationError::Storage(
-                "too many registrations waiting for the database".into(),
-            ))),
+        match (refused, done) {
+            (Some((d, why)), _) => d(Err(LocationError::Storage(why.into()))),
             // Not an update: nothing to write.
-            (Ok(()), Some(d)) => d(Ok(())),
-            (Ok(()), None) => {}
+            (None, Some(d)) => d(Ok(())),
+            (None, None) => {}
         }
         decision
     }
@@ -357,48 +408,7 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
     Ok(())
 }
 
-fn write_loop(mut conn: Connection, rx: Receiver<Job>, max_group: usize, path: PathBuf) {
-    let mut last_purge: Option<std::time::Instant> = None;
-    while let Ok(first) = rx.recv() {
-        // Group commit: everything already waiting goes in one transaction.
-        let mut group = vec![first];
-        while group.len() < max_group {
-            match rx.try_recv() {
-                Ok(j) => group.push(j),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        let purge_due = last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY);
-        if purge_due && group.iter().any(|j| matches!(j, Job::Purge(_))) {
-            last_purge = Some(std::time::Instant::now());
-        } else {
-            group.retain(|j| !matches!(j, Job::Purge(_)));
-            if group.is_empty() {
-                continue;
-            }
-        }
-        let result = write_group(&mut conn, &group);
-        if let Err(e) = &result {
-            tracing::error!("database {}: {e}", path.display());
-        }
-        for job in group {
-            match job {
-                Job::Put { done, .. } => done(
-                    result
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|e| LocationError::Storage(e.to_string())),
-                ),
-                Job::Flush(tx) => {
-                    let _ = tx.send(());
-                }
-                Job::Purge(_) => {}
-            }
-        }
-    }
-}
-
-fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
+fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut delete =
@@ -408,36 +418,22 @@ fn write_group(conn: &mut Connection, group: &[Job]) -> rusqlite::Result<()> {
              (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let mut purge = tx.prepare_cached("DELETE FROM location WHERE expires_at <= ?1")?;
-        for job in group {
-            match job {
-                Job::Put {
-                    aor,
-                    removed,
-                    upserts,
-                    ..
-                } => {
-                    for contact in removed {
-                        delete.execute(params![aor, contact])?;
-                    }
-                    for b in upserts {
-                        insert.execute(params![
-                            aor,
-                            b.contact,
-                            i64::from(b.q),
-                            b.expires_at as i64,
-                            b.call_id,
-                            i64::from(b.cseq),
-                            b.path.join("\n"),
-                            b.source,
-                            b.user_agent,
-                        ])?;
-                    }
-                }
-                Job::Purge(now) => {
-                    purge.execute(params![*now as i64])?;
-                }
-                Job::Flush(_) => {}
+        for change in group {
+            for contact in &change.removed {
+                delete.execute(params![change.aor, contact])?;
+            }
+            for b in &change.upserts {
+                insert.execute(params![
+                    change.aor,
+                    b.contact,
+                    i64::from(b.q),
+                    b.expires_at as i64,
+                    b.call_id,
+                    i64::from(b.cseq),
+                    b.path.join("\n"),
+                    b.source,
+                    b.user_agent,
+                ])?;
             }
         }
     }

@@ -16,6 +16,7 @@
 //! Each shard has a timer task that sleeps until the earlier of the
 //! layer's and the TU's next deadline.
 
+use crate::batch::{self, Datagram};
 use crate::flow::{ConnId, Flow};
 use crate::shard::shard_of;
 use crate::stats::StatsSnapshot;
@@ -236,14 +237,6 @@ struct Connecting {
     udp_fallback: Vec<(TransactionKey, Message, Flow)>,
 }
 
-/// A datagram to send after the shard's lock is released.
-pub(crate) struct Datagram {
-    socket: Arc<UdpSocket>,
-    to: SocketAddr,
-    bytes: Bytes,
-    key: Option<TransactionKey>,
-}
-
 /// Every shard of an element: what the network tasks deliver to.
 pub(crate) struct Shards<U> {
     pub(crate) list: Vec<Arc<Shard<U>>>,
@@ -264,6 +257,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
         remote: SocketAddr,
         result: Result<Flow, std::io::Error>,
     );
+    /// A datagram of transaction `key` of shard `shard` could not be sent
+    /// (RFC 3261 §17.1.4, §17.2.4).
+    fn transport_error(&self, shard: usize, key: TransactionKey);
 }
 
 impl<U: TransactionUser> Inbound for Shards<U> {
@@ -283,12 +279,12 @@ impl<U: TransactionUser> Inbound for Shards<U> {
             s.run(|_, net| net.connected(transport, remote, result));
         }
     }
-}
 
-thread_local! {
-    /// Each thread's spare datagram list, swapped with a shard's under its
-    /// lock: no allocation per message.
-    static OUTBOX: std::cell::RefCell<Vec<Datagram>> = const { std::cell::RefCell::new(Vec::new()) };
+    fn transport_error(&self, shard: usize, key: TransactionKey) {
+        if let Some(s) = self.list.get(shard) {
+            s.run(|_, net| net.layer.handle_transport_error(Instant::now(), key));
+        }
+    }
 }
 
 impl<U: TransactionUser> Shard<U> {
@@ -346,56 +342,17 @@ impl<U: TransactionUser> Shard<U> {
     /// the armed deadline later) the timer is set to the next deadline
     /// whatever it was.
     fn run_and_rearm<R>(&self, f: impl FnOnce(&mut U, &mut Net) -> R, exact: bool) -> R {
-        let mut outbox = OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()));
-        let r = {
+        // The lock is released before the batch closes: the datagrams go out
+        // (and the after-batch hook runs) with no shard locked.
+        batch::batch(|| {
             let mut guard = self.lock();
             let st = &mut *guard;
             let r = f(&mut st.tu, &mut st.net);
-            self.finish(st, exact, &mut outbox);
+            st.drain();
+            self.rearm(st, exact);
+            batch::add(&mut st.net.out, self.shared.after_batch.as_ref());
             r
-        };
-        let mut failed = self.send_all(&mut outbox);
-        // A datagram that could not be sent is the transaction's transport
-        // error (RFC 3261 §17.1.4): tell the layer, and send what follows.
-        while !failed.is_empty() {
-            {
-                let mut guard = self.lock();
-                let st = &mut *guard;
-                for k in failed {
-                    st.net.layer.handle_transport_error(Instant::now(), k);
-                }
-                self.finish(st, false, &mut outbox);
-            }
-            failed = self.send_all(&mut outbox);
-        }
-        OUTBOX.with(|o| {
-            let mut o = o.borrow_mut();
-            if o.capacity() < outbox.capacity() {
-                *o = outbox;
-            }
-        });
-        r
-    }
-
-    /// Under the lock, after a change: the TU on every event, the timer,
-    /// and the datagrams moved out to be sent once the lock is released.
-    fn finish(&self, st: &mut State<U>, exact: bool, outbox: &mut Vec<Datagram>) {
-        st.drain();
-        self.rearm(st, exact);
-        std::mem::swap(&mut st.net.out, outbox);
-    }
-
-    /// Sends the datagrams (lock released); the keys of those that failed.
-    fn send_all(&self, outbox: &mut Vec<Datagram>) -> Vec<TransactionKey> {
-        let mut failed = Vec::new();
-        for d in outbox.drain(..) {
-            if let Err(e) = d.socket.send_to(&d.bytes, d.to) {
-                tracing::debug!(to = %d.to, "udp send: {e}");
-                self.shared.count(&self.shared.stats.send_failures);
-                failed.extend(d.key);
-            }
-        }
-        failed
+        })
     }
 
     /// After any change: the earlier of the layer's and the TU's
@@ -806,12 +763,15 @@ impl Net {
                 .cloned()
                 .or_else(|| self.udp_socket_for(to).map(|(_, s)| s));
             match socket {
-                Some(socket) => self.out.push(Datagram {
-                    socket,
-                    to,
-                    bytes,
-                    key,
-                }),
+                Some(socket) => {
+                    let failed = key.map(|k| (self.shared.inbound_weak(), self.shard, k));
+                    self.out.push(Datagram {
+                        socket,
+                        to,
+                        bytes,
+                        failed,
+                    })
+                }
                 None => self.send_failed(key),
             }
             return;

@@ -79,6 +79,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod batch;
 mod config;
 mod core;
 mod endpoint;
@@ -89,6 +90,7 @@ mod stats;
 mod transport;
 pub mod via;
 
+pub use crate::batch::AfterBatch;
 pub use crate::core::{Destination, Io, ShardHandle, TransactionUser};
 pub use config::{ListenPoint, TransportConfig};
 pub use endpoint::{

@@ -11,6 +11,7 @@
 //! (RFC 7118) carries whole messages per frame, so it needs its own reader
 //! task, which talks to the driver with the same [`Input`] values.
 
+use crate::batch::AfterBatch;
 use crate::core::Inbound;
 use crate::flow::{ConnId, Flow};
 use crate::shard::ConnRegistry;
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) epoch: std::time::Instant,
     /// The shards, for the tasks that open connections.
     inbound: OnceLock<Weak<dyn Inbound>>,
+    /// Run at the end of every batch in which a shard of this element ran.
+    pub(crate) after_batch: Option<AfterBatch>,
     /// Set when the element stops: connections close, none registers,
     /// receive threads return.
     pub(crate) closed: AtomicBool,
@@ -65,6 +68,7 @@ impl Shared {
         config: TransportConfig,
         udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
         tcp: Vec<SocketAddr>,
+        after_batch: Option<AfterBatch>,
     ) -> Self {
         Shared {
             config,
@@ -74,6 +78,7 @@ impl Shared {
             tcp,
             epoch: std::time::Instant::now(),
             inbound: OnceLock::new(),
+            after_batch,
             closed: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
@@ -87,6 +92,14 @@ impl Shared {
     /// The shards, while the element runs.
     pub(crate) fn inbound(&self) -> Option<Arc<dyn Inbound>> {
         self.inbound.get().and_then(Weak::upgrade)
+    }
+
+    /// The shards, without keeping them alive.
+    pub(crate) fn inbound_weak(&self) -> Weak<dyn Inbound> {
+        match self.inbound.get() {
+            Some(w) => w.clone(),
+            None => Weak::<crate::core::Shards<crate::ChannelUser>>::new(),
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -151,11 +164,16 @@ fn parse(shared: &Shared, bytes: Bytes, flow: &Flow) -> Result<Message, Option<B
     }
 }
 
+/// Most datagrams taken from a socket by one `recvmmsg`.
+const RECV_BATCH: usize = 32;
+
 /// Receives datagrams from one UDP socket until the element stops: a
 /// blocking loop on a thread of its own (several per socket: the kernel
-/// wakes one waiting thread per datagram). Each message is parsed and run
-/// on its shard right here, so at load a receive thread never sleeps and
-/// no hand-off sits between the socket and the transaction user.
+/// wakes one waiting thread). Each wait returns every datagram waiting (up
+/// to [`RECV_BATCH`]); each is parsed and run on its shard right here, in
+/// one batch (see `batch.rs`), so at load a receive thread never sleeps,
+/// no hand-off sits between the socket and the transaction user, and
+/// system calls and commits are shared by the batch.
 pub(crate) fn run_udp(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
@@ -163,69 +181,153 @@ pub(crate) fn run_udp(
     inbound: Arc<dyn Inbound>,
     runtime: tokio::runtime::Handle,
 ) {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
     // The TU may spawn tasks (a DNS lookup, a connection) from here.
     let _runtime = runtime.enter();
+    // The kernel's receive time of each datagram (SO_TIMESTAMPNS): how long
+    // it waited in the socket is what overload shedding looks at.
+    let stamped = nix::sys::socket::setsockopt(
+        &*socket,
+        nix::sys::socket::sockopt::ReceiveTimestampns,
+        &true,
+    )
+    .is_ok();
+    // One octet more than the largest message: a datagram that fills it
+    // was too large (and is truncated).
+    let size = shared.config.limits.max_message_size.clamp(1024, 65_535) + 1;
+    let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; size]).collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+        RECV_BATCH,
+        Some(nix::cmsg_space!(nix::sys::time::TimeSpec)),
+    );
     // Datagrams are copied into a large arena and split off it, so that a
     // packet costs no allocation of its own: one arena serves thousands of
     // typical datagrams. A message keeps only its slice (and the arena
     // alive) while it is in use.
     const ARENA: usize = 1 << 20;
-    const MAX_DATAGRAM: usize = 65_536;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut arena = BytesMut::with_capacity(ARENA);
+    let mut got: Vec<Received> = Vec::with_capacity(RECV_BATCH);
+    let fd = socket.as_raw_fd();
     loop {
-        let received = socket.recv_from(&mut buf);
+        got.clear();
+        {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            match recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(results) => {
+                    for m in results {
+                        got.push(Received {
+                            len: m.bytes,
+                            from: m.address.and_then(socket_addr),
+                            truncated: m.flags.contains(MsgFlags::MSG_TRUNC),
+                            stamp: if stamped { kernel_stamp(&m) } else { None },
+                        });
+                    }
+                }
+                // Woken to stop, the read timeout, a signal, or an ICMP
+                // error reported on the socket: look at the flag, go on.
+                Err(e) => {
+                    if !matches!(e, nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) {
+                        tracing::debug!(%local, "udp recv: {e}");
+                    }
+                }
+            }
+        }
         if shared.is_closed() {
             return;
         }
-        let (n, remote) = match received {
-            Ok((0, _)) => continue,
-            Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                // ICMP errors surface here on some systems; keep reading.
-                tracing::debug!(%local, "udp recv: {e}");
-                continue;
-            }
-        };
-        let at = std::time::Instant::now();
-        shared.count(&shared.stats.datagrams_received);
-        let Some(data) = buf.get(..n) else { continue };
-        if data.iter().all(|&b| b == b'\r' || b == b'\n') {
-            // CRLF keep-alives over UDP (RFC 5626 uses STUN there; some
-            // clients send CRLF anyway): nothing to answer.
-            shared.count(&shared.stats.datagram_keepalives);
+        if got.is_empty() {
             continue;
         }
-        if arena.capacity() - arena.len() < n {
-            arena = BytesMut::with_capacity(ARENA);
-        }
-        arena.extend_from_slice(data);
-        let data = arena.split_to(arena.len()).freeze();
-        let flow = Flow {
-            transport: Transport::Udp,
-            local,
-            remote,
-            conn: ConnId::DATAGRAM,
-        };
-        match parse(&shared, data, &flow) {
-            Ok(message) => inbound.message(message, flow, at),
-            Err(Some(reply)) => {
-                // RFC 3581-style: back to the packet's source.
-                if let Err(e) = socket.send_to(&reply, remote) {
-                    tracing::debug!(%flow, "cannot send 400: {e}");
+        let now = std::time::Instant::now();
+        let wall = std::time::SystemTime::now();
+        crate::batch::batch(|| {
+            for (r, buf) in got.iter().zip(&bufs) {
+                let (Some(remote), Some(data)) = (r.from, buf.get(..r.len)) else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                shared.count(&shared.stats.datagrams_received);
+                if r.truncated || r.len >= size {
+                    shared.count(&shared.stats.malformed_dropped);
+                    tracing::debug!(%remote, "datagram larger than max_message_size dropped");
+                    continue;
+                }
+                if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                    // CRLF keep-alives over UDP (RFC 5626 uses STUN there;
+                    // some clients send CRLF anyway): nothing to answer.
+                    shared.count(&shared.stats.datagram_keepalives);
+                    continue;
+                }
+                // When it arrived: the kernel's stamp, on our clock.
+                let at = r
+                    .stamp
+                    .and_then(|t| wall.duration_since(t).ok())
+                    .and_then(|waited| now.checked_sub(waited))
+                    .unwrap_or(now);
+                if arena.capacity() - arena.len() < data.len() {
+                    arena = BytesMut::with_capacity(ARENA);
+                }
+                arena.extend_from_slice(data);
+                let data = arena.split_to(arena.len()).freeze();
+                let flow = Flow {
+                    transport: Transport::Udp,
+                    local,
+                    remote,
+                    conn: ConnId::DATAGRAM,
+                };
+                match parse(&shared, data, &flow) {
+                    Ok(message) => inbound.message(message, flow, at),
+                    Err(Some(reply)) => {
+                        // RFC 3581-style: back to the packet's source.
+                        if let Err(e) = socket.send_to(&reply, remote) {
+                            tracing::debug!(%flow, "cannot send 400: {e}");
+                        }
+                    }
+                    Err(None) => {}
                 }
             }
-            Err(None) => {}
-        }
+        });
     }
+}
+
+/// What `recvmmsg` said of one datagram.
+struct Received {
+    len: usize,
+    from: Option<SocketAddr>,
+    truncated: bool,
+    /// The kernel's receive time (wall clock).
+    stamp: Option<std::time::SystemTime>,
+}
+
+fn socket_addr(a: nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(std::net::SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(std::net::SocketAddrV6::from(*v6)))
+}
+
+fn kernel_stamp<S>(m: &nix::sys::socket::RecvMsg<'_, '_, S>) -> Option<std::time::SystemTime> {
+    use nix::sys::socket::ControlMessageOwned;
+    m.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(ts) => {
+            let secs = u64::try_from(ts.tv_sec()).ok()?;
+            let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+            std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
+        }
+        _ => None,
+    })
 }
 
 /// Wakes the receive threads of `socket` (bound at `local`) so that they

@@ -163,22 +163,21 @@ impl Resolver {
     /// (RFC 3261 §9.1) while different targets spread over the servers.
     pub async fn destinations(&self, hop: &NextHop) -> Vec<Destination> {
         let seed = self.seed_for(hop.uri.as_str());
-        match self.locate(target_of(hop), seed).await {
-            Ok(c) => {
-                let list: Vec<Destination> = c
-                    .as_slice()
-                    .iter()
-                    .take(MAX_CANDIDATES)
-                    .map(|c| Destination::Address(c.transport, c.addr))
-                    .collect();
-                tracing::debug!("{} resolved to {list:?}", hop.uri);
-                list
-            }
-            Err(e) => {
-                tracing::info!("cannot resolve {}: {e}", hop.uri);
-                Vec::new()
-            }
+        destinations_of(hop, self.locate(target_of(hop), seed).await)
+    }
+
+    /// [`Resolver::destinations`] when the cache holds every answer it
+    /// needs (the usual case for a busy next hop): no waiting. `None` when
+    /// a query must go out.
+    pub fn cached_destinations(&self, hop: &NextHop) -> Option<Vec<Destination>> {
+        let inner = &self.inner;
+        let seed = self.seed_for(hop.uri.as_str());
+        let mut res = Resolution::new(target_of(hop), &inner.config, seed);
+        let mut cache = inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if res.poll_query(Instant::now(), &mut cache).is_some() {
+            return None;
         }
+        Some(destinations_of(hop, res.poll_result()?))
     }
 
     /// A seed for the SRV weighted choice, the same for the same `key`.
@@ -219,6 +218,26 @@ impl Resolver {
             }
         }
         res.poll_result().unwrap_or(Err(LocateError::DnsFailure))
+    }
+}
+
+/// The destinations of a finished resolution, at most [`MAX_CANDIDATES`].
+fn destinations_of(hop: &NextHop, located: Result<Candidates, LocateError>) -> Vec<Destination> {
+    match located {
+        Ok(c) => {
+            let list: Vec<Destination> = c
+                .as_slice()
+                .iter()
+                .take(MAX_CANDIDATES)
+                .map(|c| Destination::Address(c.transport, c.addr))
+                .collect();
+            tracing::debug!("{} resolved to {list:?}", hop.uri);
+            list
+        }
+        Err(e) => {
+            tracing::info!("cannot resolve {}: {e}", hop.uri);
+            Vec::new()
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use habla_registrar::{
 };
 use habla_store::{Durability, SqliteLocationService, StoreConfig, UserStore};
 use habla_tokio::{
-    Destination, Endpoint, Event, Flow, Handle, ListenPoint, ShardedEndpoint, TransactionKey,
-    TransportConfig,
+    Destination, Element, Event, Flow, Io, Layout, ListenPoint, ShardHandle, TransactionKey,
+    TransactionUser, TransportConfig,
 };
 use habla_transaction::Transport;
 use std::collections::{HashMap, HashSet};
@@ -295,12 +295,15 @@ impl FlowMap {
     }
 }
 
-/// One worker's transaction user: its own proxy, authentication state and
-/// user-store connection, over one shard of the endpoint; the location
-/// service and the flow map are shared by every worker.
+/// One shard's transaction user: its own proxy and user-store connection;
+/// the location service, the digest state and the flow map are shared by
+/// every shard. It runs under the shard's lock, on whichever thread brought
+/// the message (see `habla_tokio::Element`), and never blocks: DNS lookups
+/// and database commits finish elsewhere and come back through `me`.
 struct Server {
-    cfg: Config,
-    handle: Handle,
+    cfg: Arc<Config>,
+    /// This shard, for work that finishes later (a DNS answer, a commit).
+    me: ShardHandle<Server>,
     location: Arc<SqliteLocationService>,
     users: Arc<UserStore>,
     registrar: RegistrarConfig,
@@ -368,6 +371,7 @@ impl Realms {
 /// Where next hops are. Apart from [`Server`] because it is used across
 /// awaits (name lookups) and must be `Sync`, which a proxy holding parsed
 /// messages is not.
+#[derive(Clone)]
 struct Router {
     flows: Arc<FlowMap>,
     /// RFC 3263 resolution of next hops named by host name (shared cache).
@@ -424,60 +428,15 @@ pub async fn serve(cfg: Config) -> Result<()> {
     xcfg.timers.t2 = Duration::from_millis(cfg.timers.t2_ms);
     xcfg.timers.t4 = Duration::from_millis(cfg.timers.t4_ms);
     xcfg.max_transactions = cfg.limits.max_transactions;
-    let workers = cfg.limits.workers;
-    let endpoint = match ShardedEndpoint::bind(tcfg.clone(), xcfg, workers).await {
-        Ok(e) => e,
-        // IPv6 may be absent: retry with the IPv4 addresses only.
-        Err(e)
-            if cfg.listen.iter().any(|a| a.is_ipv6()) && cfg.listen.iter().any(|a| a.is_ipv4()) =>
-        {
-            tracing::warn!("not listening on IPv6: {e}");
-            tcfg.listen.retain(|p| p.addr.is_ipv4());
-            ShardedEndpoint::bind(tcfg, xcfg, workers)
-                .await
-                .context("cannot listen; pass --listen with a free address")?
-        }
-        Err(e) => return Err(e).context("cannot listen; pass --listen with a free address"),
-    };
-    let bound: Vec<SocketAddr> = endpoint.listening_points().iter().map(|p| p.addr).collect();
-    for p in endpoint.listening_points() {
-        // Tests read these lines to learn the ports when they bind port 0.
-        // A closed stdout must not stop the server: ignore write errors.
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "listening on {}:{}",
-            transport_name(p.transport),
-            p.addr
-        );
-        let _ = out.flush();
-    }
-    tracing::info!("{} worker(s)", endpoint.len());
-    let local = LocalNames::new(&cfg, &bound);
-    let proxy_cfg = ProxyConfig {
-        identity: LocalIdentity {
-            interfaces: endpoint
-                .listening_points()
-                .iter()
-                .map(|p| Interface::new(p.transport, p.addr))
-                .collect(),
-            aliases: cfg.aliases.clone(),
-            domains: local.domains.iter().cloned().collect(),
-        },
-        server: Some(AGENT.into()),
-        allow: ALLOW.into(),
-        outbound_proxy: cfg.proxy.outbound_uri()?,
-        ..ProxyConfig::default()
-    };
-    // One seed for every worker's proxy: the loop-detecting part of the
-    // branches (RFC 3261 §16.6 step 8) must be the same whichever worker
+    let layout = Layout::per_core(cfg.limits.workers);
+    // One seed for every shard's proxy: the loop-detecting part of the
+    // branches (RFC 3261 §16.6 step 8) must be the same whichever shard
     // sees a looped request again; the branches stay unique because each
     // shard marks its own.
     let seed = u64::from_le_bytes(random_bytes());
     // One digest engine and one replay/throttle state per realm, shared by
-    // every worker: a nonce issued by one verifies on any other, a replay
-    // is caught whichever worker sees it, failures count once per source.
+    // every shard: a nonce issued by one verifies on any other, a replay
+    // is caught whichever shard sees it, failures count once per source.
     let realms = Arc::new(Realms {
         secret: random_bytes(),
         cfg: cfg.auth.clone(),
@@ -491,43 +450,111 @@ pub async fn serve(cfg: Config) -> Result<()> {
         default_expires: cfg.registrar.default_expires,
         max_bindings_per_aor: cfg.registrar.max_bindings_per_aor,
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for (i, shard) in endpoint.into_shards().into_iter().enumerate() {
-        // Each worker its own SQLite connection for subscriber lookups
-        // (WAL readers do not block each other).
-        let users = if i == 0 {
-            users.clone()
-        } else {
-            Arc::new(UserStore::open(&store_cfg)?)
-        };
-        let proxy = Proxy::new(
-            proxy_cfg.clone(),
-            Location {
-                store: location.clone(),
-                users: users.clone(),
-                auth_enabled: cfg.auth.enabled,
-            },
-            seed,
-        );
-        let server = Server {
-            proxy,
+    // Each shard its own SQLite connection for subscriber lookups (WAL
+    // readers do not block each other).
+    let mut user_stores = vec![users.clone()];
+    for _ in 1..layout.shards {
+        user_stores.push(Arc::new(UserStore::open(&store_cfg)?));
+    }
+    let outbound_proxy = cfg.proxy.outbound_uri()?;
+    let cfg = Arc::new(cfg);
+    // What every shard knows of this server: its names (RFC 3261 §16.4)
+    // and the proxy's configuration, made from the bound listening points
+    // when the first shard is made.
+    let mut identity: Option<(LocalNames, ProxyConfig)> = None;
+    let mut make = |me: ShardHandle<Server>, points: &[ListenPoint]| {
+        let (local, proxy_cfg) = identity
+            .get_or_insert_with(|| {
+                let bound: Vec<SocketAddr> = points.iter().map(|p| p.addr).collect();
+                let local = LocalNames::new(&cfg, &bound);
+                let proxy_cfg = ProxyConfig {
+                    identity: LocalIdentity {
+                        interfaces: points
+                            .iter()
+                            .map(|p| Interface::new(p.transport, p.addr))
+                            .collect(),
+                        aliases: cfg.aliases.clone(),
+                        domains: local.domains.iter().cloned().collect(),
+                    },
+                    server: Some(AGENT.into()),
+                    allow: ALLOW.into(),
+                    outbound_proxy: outbound_proxy.clone(),
+                    ..ProxyConfig::default()
+                };
+                (local, proxy_cfg)
+            })
+            .clone();
+        let users = user_stores[me.index()].clone();
+        Server {
+            proxy: Proxy::new(
+                proxy_cfg,
+                Location {
+                    store: location.clone(),
+                    users: users.clone(),
+                    auth_enabled: cfg.auth.enabled,
+                },
+                seed,
+            ),
             router: Router {
                 flows: flows.clone(),
                 resolver: resolver.clone(),
             },
-            handle: shard.handle(),
+            me,
             location: location.clone(),
             users,
             registrar: registrar.clone(),
-            local: local.clone(),
+            local,
             auth: realms.clone(),
             cfg: cfg.clone(),
             failover: HashMap::new(),
             failed_over_to: HashMap::new(),
-        };
-        workers.push(tokio::spawn(server.run(shard, stop_rx.clone())));
+        }
+    };
+    // Registrations decided by a batch of messages are committed together
+    // at its end, on the thread that took the batch (group commit): their
+    // 200s go out in the same batch, once durable.
+    let committer = location.clone();
+    let after_batch: habla_tokio::AfterBatch = Arc::new(move || committer.commit());
+    let element = match Element::bind(
+        tcfg.clone(),
+        xcfg,
+        layout,
+        Some(after_batch.clone()),
+        &mut make,
+    )
+    .await
+    {
+        Ok(e) => e,
+        // IPv6 may be absent: retry with the IPv4 addresses only.
+        Err(e)
+            if cfg.listen.iter().any(|a| a.is_ipv6()) && cfg.listen.iter().any(|a| a.is_ipv4()) =>
+        {
+            tracing::warn!("not listening on IPv6: {e}");
+            tcfg.listen.retain(|p| p.addr.is_ipv4());
+            Element::bind(tcfg, xcfg, layout, Some(after_batch), &mut make)
+                .await
+                .context("cannot listen; pass --listen with a free address")?
+        }
+        Err(e) => return Err(e).context("cannot listen; pass --listen with a free address"),
+    };
+    for p in element.listening_points() {
+        // Tests read these lines to learn the ports when they bind port 0.
+        // A closed stdout must not stop the server: ignore write errors.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "listening on {}:{}",
+            transport_name(p.transport),
+            p.addr
+        );
+        let _ = out.flush();
     }
+    tracing::info!(
+        "{} receive thread(s) per socket, {} shards",
+        layout.threads,
+        element.len()
+    );
     let mut term = terminate_signal();
     loop {
         let next_expiry = location
@@ -541,36 +568,37 @@ pub async fn serve(cfg: Config) -> Result<()> {
                 let n = location.expire(now);
                 if n > 0 {
                     tracing::debug!("{n} bindings expired");
-                    location.purge(now);
+                    let purging = location.clone();
+                    tokio::task::spawn_blocking(move || purging.purge(now));
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
     }
-    tracing::info!("stopping: finishing transactions");
-    let _ = stop_tx.send(true);
-    // Let running transactions finish (bounded), then flush the database.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        for w in workers {
-            if let Ok(shard) = w.await {
-                shard.shutdown().await;
-            }
-        }
-    })
+    tracing::info!("stopping: answering the registrations being written");
+    // Every change queued so far is committed and answered (bounded), then
+    // the sockets close.
+    let flushing = location.clone();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::task::spawn_blocking(move || flushing.flush()),
+    )
     .await;
+    element.shutdown().await;
     location.close();
     Ok(())
 }
 
 impl Router {
-    /// Where a next hop is: the registered flow, an IP literal, or RFC 3263
-    /// (NAPTR, SRV, A/AAAA: `resolve.rs`) for a host name. The first
-    /// destination is tried first; the others (RFC 3263 only) are for
-    /// failover (§4.3). Empty: nowhere.
-    async fn destinations(&self, hop: &NextHop) -> Vec<Destination> {
+    /// Where a next hop is, when that is known without waiting: the
+    /// registered flow, an IP literal, or RFC 3263 answers all in the
+    /// cache. The first destination is tried first; the others (RFC 3263
+    /// only) are for failover (§4.3). Empty: nowhere. `None`: DNS queries
+    /// must go out ([`Router::destinations`]).
+    fn destinations_now(&self, hop: &NextHop) -> Option<Vec<Destination>> {
         if let Some(f) = hop.flow.as_ref().and_then(|f| self.flows.get(f)) {
-            return vec![Destination::Flow(f)];
+            return Some(vec![Destination::Flow(f)]);
         }
         let port = hop.port.unwrap_or(if hop.transport == Transport::Tls {
             5061
@@ -579,16 +607,25 @@ impl Router {
         });
         let host = hop.host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return vec![Destination::Address(
+            return Some(vec![Destination::Address(
                 hop.transport,
                 SocketAddr::new(ip, port),
-            )];
+            )]);
         }
-        self.resolver.destinations(hop).await
+        self.resolver.cached_destinations(hop)
+    }
+
+    /// [`Router::destinations_now`], waiting for DNS when needed (RFC 3263:
+    /// NAPTR, SRV, A/AAAA, `resolve.rs`).
+    async fn destinations(&self, hop: &NextHop) -> Vec<Destination> {
+        match self.destinations_now(hop) {
+            Some(d) => d,
+            None => self.resolver.destinations(hop).await,
+        }
     }
 }
 
-/// Most forwarded requests one worker keeps for failover (and most
+/// Most forwarded requests one shard keeps for failover (and most
 /// failed-over INVITEs it remembers for their CANCEL).
 const MAX_FAILOVERS: usize = 10_000;
 
@@ -665,13 +702,12 @@ fn terminate_signal() -> Terminate {
     Terminate(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
 }
 
-/// Sends a response built by this server in server transaction `key`,
-/// without waiting for the driver (and from any thread: the database
-/// writer answers a REGISTER once it is durable).
-fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
+/// Sends a response built by this server (as bytes) in server transaction
+/// `key`.
+fn reply(io: &mut Io<'_>, key: TransactionKey, bytes: Bytes) {
     match Message::parse_lazy(bytes, &Limits::default()) {
         Ok(m) => {
-            if let Err(e) = handle.respond(key, m) {
+            if let Err(e) = io.send_response(key, m) {
                 tracing::debug!("response not sent: {e}");
             }
         }
@@ -679,37 +715,38 @@ fn reply(handle: &Handle, key: TransactionKey, bytes: Bytes) {
     }
 }
 
-impl Server {
-    /// One worker: this shard's events, the proxy's timers, until told to
-    /// stop. Returns the shard for a clean shutdown.
-    async fn run(
-        mut self,
-        mut shard: Endpoint,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Endpoint {
-        loop {
-            let proxy_deadline = self.proxy.poll_timeout();
-            tokio::select! {
-                _ = async {
-                    match proxy_deadline {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {
-                    self.proxy.handle_timeout(Instant::now());
-                    self.drain().await;
-                }
-                ev = shard.recv() => match ev {
-                    Some(ev) => self.on_event(ev).await,
-                    None => break,
-                },
-                _ = stop.changed() => break,
-            }
-        }
-        shard
-    }
+/// A REGISTER's answer while `register` runs (see `on_register`).
+struct Pending {
+    /// `register` has not returned: the shard is locked by its caller.
+    registering: bool,
+    answer: Option<Bytes>,
+}
 
-    async fn on_event(&mut self, ev: Event<Flow>) {
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            registering: true,
+            answer: None,
+        }
+    }
+}
+
+/// What the proxy wants sent that waits for a DNS answer.
+enum Deferred {
+    Forward {
+        branch: habla_proxy::BranchId,
+        request: Message,
+    },
+    Cancel {
+        request: Message,
+    },
+    Stateless {
+        request: Message,
+    },
+}
+
+impl TransactionUser for Server {
+    fn on_event(&mut self, ev: Event<Flow>, io: &mut Io<'_>) {
         let now = Instant::now();
         match ev {
             Event::Request {
@@ -717,7 +754,7 @@ impl Server {
                 request,
                 source,
                 ..
-            } => self.on_request(key, request, source.addr).await,
+            } => self.on_request(key, request, source.addr, io),
             Event::Ack {
                 key: None,
                 request,
@@ -727,32 +764,34 @@ impl Server {
                 if let Err(e) = self.proxy.handle_ack(now, request, inbound) {
                     tracing::debug!("ACK not forwarded: {e}");
                 }
-                self.drain().await;
+                self.drain(io);
             }
             Event::Response { key, response, .. } => {
                 // RFC 3263 §4.3: a 503 means "try the next address".
-                if response.status() == Some(503) && self.fail_over(key).await {
+                if response.status() == Some(503) && self.fail_over(key, io) {
                     return;
                 }
-                self.failover.remove(&key);
+                if !self.failover.is_empty() {
+                    self.failover.remove(&key);
+                }
                 if let Err(e) = self.proxy.handle_response(now, key, response) {
                     tracing::debug!("response not for the proxy: {e}");
                 }
-                self.drain().await;
+                self.drain(io);
             }
             Event::Timeout { key, .. } => {
-                if self.fail_over(key).await {
+                if self.fail_over(key, io) {
                     return;
                 }
                 self.proxy.handle_client_timeout(now, key);
-                self.drain().await;
+                self.drain(io);
             }
             Event::TransportError { key, .. } => {
-                if self.fail_over(key).await {
+                if self.fail_over(key, io) {
                     return;
                 }
                 self.proxy.handle_transport_error(now, key);
-                self.drain().await;
+                self.drain(io);
             }
             Event::Terminated { key } => {
                 if !self.failover.is_empty() {
@@ -764,13 +803,24 @@ impl Server {
             }
             Event::StrayResponse { response, .. } => {
                 self.proxy.handle_stray_response(now, response);
-                self.drain().await;
+                self.drain(io);
             }
             other => tracing::trace!("event {other:?}"),
         }
     }
 
-    /// Keeps a forwarded request for failover, unless this worker already
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.proxy.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, io: &mut Io<'_>) {
+        self.proxy.handle_timeout(now);
+        self.drain(io);
+    }
+}
+
+impl Server {
+    /// Keeps a forwarded request for failover, unless this shard already
     /// keeps [`MAX_FAILOVERS`] (entries leave with the transaction's first
     /// response or its end; under overload those events may be dropped, so
     /// the tables are capped rather than trusted to drain).
@@ -784,7 +834,7 @@ impl Server {
     /// timeout or 503); if its request has addresses left, sends it again,
     /// with a new branch ID, to the next one, and the proxy's branch follows
     /// the new transaction. Whether it did.
-    async fn fail_over(&mut self, key: TransactionKey) -> bool {
+    fn fail_over(&mut self, key: TransactionKey, io: &mut Io<'_>) -> bool {
         let Some(mut f) = self.failover.remove(&key) else {
             return false;
         };
@@ -795,7 +845,7 @@ impl Server {
                 return false;
             };
             tracing::info!("failing over from {:?} to {dest:?}", f.sent_to);
-            let Ok(new_key) = self.handle.send_request(request.clone(), dest).await else {
+            let Ok(new_key) = io.send_request(request.clone(), dest) else {
                 continue;
             };
             let invite = request.method() == Some(&Method::Invite);
@@ -817,7 +867,7 @@ impl Server {
         false
     }
 
-    async fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow) {
+    fn on_request(&mut self, key: TransactionKey, req: Message, flow: Flow, io: &mut Io<'_>) {
         let Some(method) = req.method().cloned() else {
             return;
         };
@@ -828,16 +878,18 @@ impl Server {
         );
         match method {
             Method::Ack => {}
-            Method::Register if !self.forward_register(&req) => self.on_register(key, &req, &flow),
+            Method::Register if !self.forward_register(&req) => {
+                self.on_register(key, &req, &flow, io)
+            }
             _ => {
-                if !self.authorized(key, &req, &flow) {
+                if !self.authorized(key, &req, &flow, io) {
                     return;
                 }
                 let inbound = interface_of(&flow);
                 if let Err(e) = self.proxy.handle_request(Instant::now(), key, req, inbound) {
                     tracing::debug!("proxy refused: {e}");
                 }
-                self.drain().await;
+                self.drain(io);
             }
         }
     }
@@ -854,7 +906,13 @@ impl Server {
     /// Authenticates requests from this server's own users (407 with a
     /// challenge, RFC 3261 §22.3); requests from other domains are not
     /// challenged (nobody here knows their passwords).
-    fn authorized(&mut self, key: TransactionKey, req: &Message, flow: &Flow) -> bool {
+    fn authorized(
+        &mut self,
+        key: TransactionKey,
+        req: &Message,
+        flow: &Flow,
+        io: &mut Io<'_>,
+    ) -> bool {
         if !self.cfg.auth.enabled || matches!(req.method(), Some(Method::Cancel | Method::Ack)) {
             return true;
         }
@@ -889,21 +947,22 @@ impl Server {
                 .header("Server", AGENT)
                 .to_bytes()
             {
-                reply(&self.handle, key, bytes);
+                reply(io, key, bytes);
             }
         }
         false
     }
 
-    /// Carries out what the proxy decided.
-    async fn drain(&mut self) {
+    /// Carries out what the proxy decided. What needs a DNS answer first
+    /// is sent once it comes (from a task, back through this shard).
+    fn drain(&mut self, io: &mut Io<'_>) {
         while let Some(action) = self.proxy.poll_action() {
             match action {
                 Action::SendResponse {
                     server_key,
                     response,
                 } => {
-                    if let Err(e) = self.handle.send_response(server_key, response).await {
+                    if let Err(e) = io.send_response(server_key, response) {
                         tracing::debug!("response dropped: {e}");
                     }
                 }
@@ -911,56 +970,10 @@ impl Server {
                     branch,
                     request,
                     next_hop,
-                } => {
-                    let mut dests = self.router.destinations(&next_hop).await;
-                    let mut sent = None;
-                    let mut request = Some(request);
-                    // The first address that takes the request (a refused
-                    // one is a transport error: RFC 3263 §4.3). While other
-                    // addresses are left a copy is sent and the request
-                    // kept for failover; the last one takes the request.
-                    while !dests.is_empty() {
-                        let dest = dests.remove(0);
-                        let this = if dests.is_empty() {
-                            request.take()
-                        } else {
-                            request.clone()
-                        };
-                        let Some(this) = this else { break };
-                        match self.handle.send_request(this, dest).await {
-                            Ok(k) => {
-                                sent = Some((k, dest));
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::debug!("{} not sent to {dest:?}: {e}", next_hop.uri)
-                            }
-                        }
-                    }
-                    let r = match sent {
-                        Some((k, dest)) => {
-                            if let Some(request) = request.filter(|_| !dests.is_empty()) {
-                                self.remember_failover(
-                                    k,
-                                    Failover {
-                                        request,
-                                        sent_to: dest,
-                                        rest: dests,
-                                        attempt: 0,
-                                    },
-                                );
-                            }
-                            self.proxy.handle_forwarded(branch, k)
-                        }
-                        None => {
-                            tracing::info!("cannot reach {}", next_hop.uri);
-                            self.proxy.handle_forward_failed(Instant::now(), branch)
-                        }
-                    };
-                    if let Err(e) = r {
-                        tracing::debug!("branch: {e}");
-                    }
-                }
+                } => match self.router.destinations_now(&next_hop) {
+                    Some(dests) => self.forward(branch, request, &next_hop, dests, io),
+                    None => self.after_dns(next_hop, Deferred::Forward { branch, request }),
+                },
                 Action::Cancel {
                     request,
                     next_hop,
@@ -969,17 +982,26 @@ impl Server {
                 } => {
                     // To where the INVITE went (RFC 3261 §9.1).
                     let dest = match client_key.and_then(|k| self.failed_over_to.get(&k)) {
-                        Some(d) => Some(*d),
-                        None => self.router.destinations(&next_hop).await.into_iter().next(),
+                        Some(d) => Some(vec![*d]),
+                        None => self.router.destinations_now(&next_hop),
                     };
-                    if let Some(dest) = dest {
-                        let _ = self.handle.send_request(request, dest).await;
+                    match dest {
+                        Some(dests) => {
+                            if let Some(dest) = dests.into_iter().next() {
+                                let _ = io.send_request(request, dest);
+                            }
+                        }
+                        None => self.after_dns(next_hop, Deferred::Cancel { request }),
                     }
                 }
                 Action::ForwardStateless { request, next_hop } => {
-                    if let Some(dest) = self.router.destinations(&next_hop).await.into_iter().next()
-                    {
-                        let _ = self.handle.send_stateless(request, dest).await;
+                    match self.router.destinations_now(&next_hop) {
+                        Some(dests) => {
+                            if let Some(dest) = dests.into_iter().next() {
+                                let _ = io.send_stateless(request, dest);
+                            }
+                        }
+                        None => self.after_dns(next_hop, Deferred::Stateless { request }),
                     }
                 }
                 Action::ForwardResponseStateless { response } => {
@@ -989,23 +1011,112 @@ impl Server {
                     let transport = transport_of(via.transport());
                     let fallback = SocketAddr::from(([127, 0, 0, 1], 5060));
                     let addr = habla_tokio::via::response_destination(via, fallback);
-                    let _ = self
-                        .handle
-                        .send_stateless(response, Destination::Address(transport, addr))
-                        .await;
+                    let _ = io.send_stateless(response, Destination::Address(transport, addr));
                 }
                 _ => {}
             }
         }
     }
 
-    fn simple(&self, key: TransactionKey, req: &Message, code: u16, warning: Option<&str>) {
+    /// Resolves `hop` in a task (RFC 3263 queries), then carries out what
+    /// waited for it back on this shard.
+    fn after_dns(&self, hop: NextHop, what: Deferred) {
+        let router = self.router.clone();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let dests = router.destinations(&hop).await;
+            me.with(move |s, io| {
+                match what {
+                    Deferred::Forward { branch, request } => {
+                        s.forward(branch, request, &hop, dests, io)
+                    }
+                    Deferred::Cancel { request } => {
+                        if let Some(dest) = dests.into_iter().next() {
+                            let _ = io.send_request(request, dest);
+                        }
+                    }
+                    Deferred::Stateless { request } => {
+                        if let Some(dest) = dests.into_iter().next() {
+                            let _ = io.send_stateless(request, dest);
+                        }
+                    }
+                }
+                s.drain(io);
+            });
+        });
+    }
+
+    /// Sends a forwarded request to the first of `dests` that takes it (a
+    /// refused one is a transport error: RFC 3263 §4.3), keeping it for
+    /// failover while other addresses are left, and tells the proxy which
+    /// client transaction carries the branch.
+    fn forward(
+        &mut self,
+        branch: habla_proxy::BranchId,
+        request: Message,
+        hop: &NextHop,
+        mut dests: Vec<Destination>,
+        io: &mut Io<'_>,
+    ) {
+        let mut sent = None;
+        let mut request = Some(request);
+        // While other addresses are left a copy is sent and the request
+        // kept for failover; the last one takes the request.
+        while !dests.is_empty() {
+            let dest = dests.remove(0);
+            let this = if dests.is_empty() {
+                request.take()
+            } else {
+                request.clone()
+            };
+            let Some(this) = this else { break };
+            match io.send_request(this, dest) {
+                Ok(k) => {
+                    sent = Some((k, dest));
+                    break;
+                }
+                Err(e) => tracing::debug!("{} not sent to {dest:?}: {e}", hop.uri),
+            }
+        }
+        let r = match sent {
+            Some((k, dest)) => {
+                if let Some(request) = request.filter(|_| !dests.is_empty()) {
+                    self.remember_failover(
+                        k,
+                        Failover {
+                            request,
+                            sent_to: dest,
+                            rest: dests,
+                            attempt: 0,
+                        },
+                    );
+                }
+                self.proxy.handle_forwarded(branch, k)
+            }
+            None => {
+                tracing::info!("cannot reach {}", hop.uri);
+                self.proxy.handle_forward_failed(Instant::now(), branch)
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!("branch: {e}");
+        }
+    }
+
+    fn simple(
+        &self,
+        key: TransactionKey,
+        req: &Message,
+        code: u16,
+        warning: Option<&str>,
+        io: &mut Io<'_>,
+    ) {
         let mut b = req.response(code).to_tag(req, &random_token());
         if let Some(w) = warning {
             b = b.header("Warning", &format!("399 habla \"{w}\""));
         }
         if let Ok(bytes) = b.header("Server", AGENT).to_bytes() {
-            reply(&self.handle, key, bytes);
+            reply(io, key, bytes);
         }
     }
 
@@ -1013,15 +1124,15 @@ impl Server {
         self.auth.get(realm)
     }
 
-    fn on_register(&mut self, key: TransactionKey, req: &Message, flow: &Flow) {
+    fn on_register(&mut self, key: TransactionKey, req: &Message, flow: &Flow, io: &mut Io<'_>) {
         let now = unix_now();
         // RFC 3261 §10.3 step 1: the Request-URI names our domain.
         let ruri_host = match req.request_uri() {
             Ok(Uri::Sip(u)) => u.host().as_str().to_string(),
-            _ => return self.simple(key, req, 416, Some("REGISTER needs a SIP Request-URI")),
+            _ => return self.simple(key, req, 416, Some("REGISTER needs a SIP Request-URI"), io),
         };
         if !self.local.is_local(&ruri_host) {
-            return self.simple(key, req, 403, Some("not a domain of this registrar"));
+            return self.simple(key, req, 403, Some("not a domain of this registrar"), io);
         }
         let aor = match req.to().ok().and_then(|t| address_of_record(t.uri())) {
             Some(a) => a,
@@ -1031,6 +1142,7 @@ impl Server {
                     req,
                     400,
                     Some("To must hold a SIP or SIPS address-of-record"),
+                    io,
                 )
             }
         };
@@ -1044,6 +1156,7 @@ impl Server {
                 req,
                 403,
                 Some("the address-of-record is not in a domain of this server"),
+                io,
             );
         }
         // Steps 3-4: authentication, and the user may only register its own AOR.
@@ -1071,7 +1184,7 @@ impl Server {
                         .header("Server", AGENT)
                         .to_bytes()
                     {
-                        reply(&self.handle, key, bytes);
+                        reply(io, key, bytes);
                     }
                 }
                 return;
@@ -1081,12 +1194,17 @@ impl Server {
         self.router.flows.insert(source.clone(), *flow);
         let cfg = self.registrar.clone();
         // The answer is made while the decision is taken (the AOR locked),
-        // and sent by whoever learns that the change is durable: the
-        // database writer thread, or this call when nothing had to be
-        // written. Nothing is acknowledged before it is durable.
+        // and sent once the change is durable: by whoever commits it (at
+        // the end of this batch, usually on this thread), or from here when
+        // `register` already knows (nothing to write, or no room to stage
+        // it). Nothing is acknowledged before it is durable.
         let answer: Arc<std::sync::OnceLock<Bytes>> = Arc::default();
         let made = answer.clone();
-        let handle = self.handle.clone();
+        // Until `register` returns this shard is locked by this thread: an
+        // answer known by then waits in `pending` and is sent from here.
+        let pending: Arc<std::sync::Mutex<Pending>> = Arc::default();
+        let later = pending.clone();
+        let me = self.me.clone();
         // For the rare 503 below, the request's bytes (a reference, not a
         // copy) to parse again then.
         let request_bytes = req.to_bytes();
@@ -1114,7 +1232,7 @@ impl Server {
                     (Ok(()), None) => return,
                     (Err(e), _) => {
                         // Not durable, so not acknowledged: 503 with
-                        // Retry-After (the writer's queue is full under
+                        // Retry-After (too many changes waiting under
                         // overload, or the disk failed) rather than a 200
                         // that could be lost.
                         tracing::error!("REGISTER {aor_logged} not stored: {e}");
@@ -1132,9 +1250,23 @@ impl Server {
                         }
                     }
                 };
-                reply(&handle, key, bytes);
+                let mut p = later.lock().unwrap_or_else(|p| p.into_inner());
+                if p.registering {
+                    p.answer = Some(bytes);
+                } else {
+                    drop(p);
+                    me.with(|_, io| reply(io, key, bytes));
+                }
             }),
         );
+        let known = {
+            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.registering = false;
+            p.answer.take()
+        };
+        if let Some(bytes) = known {
+            reply(io, key, bytes);
+        }
         if let RegisterDecision::Update { contacts, .. } = &decision {
             tracing::info!("registered {aor}: {} contact(s)", contacts.len());
         }

@@ -87,7 +87,6 @@ fn apply_durably(store: &SqliteLocationService, req: &Message) -> RegisterDecisi
         &mut |current| process_register(&RegistrarConfig::default(), NOW, req, current).unwrap(),
         Box::new(move |r| tx.send(r).unwrap()),
     );
-    store.commit();
     rx.recv().unwrap().unwrap();
     d
 }
@@ -153,9 +152,8 @@ fn users_are_stored_as_hashes() {
     assert_eq!(users.get("alice", "example.org").unwrap(), None);
 }
 
-/// The child side of the crash test: registers users 0.. as fast as it can,
-/// committing every 16 (a batch, as habla serve does), and prints `ack N`
-/// once registration N is durable, until it is killed.
+/// The child side of the crash test: registers users 0.. as fast as it can
+/// and prints `ack N` once registration N is durable, until it is killed.
 #[test]
 fn crash_child() {
     let Some(db) = std::env::var_os("HABLA_STORE_CRASH_DB") else {
@@ -186,29 +184,48 @@ fn crash_child() {
                 }
             }),
         );
-        if n % 16 == 15 {
-            store.commit();
-        }
     }
     drop(tx);
     printer.join().unwrap();
 }
 
-/// Several threads stage and commit at once (as habla serve's receive
-/// threads do): whoever holds the writer commits the others' changes too,
-/// and none is left behind. Every change is acknowledged exactly once,
-/// after it is durable: reopened, the database holds them all.
+/// Changes staged within a commit window of the last commit share the
+/// next commit (group commit), and every one is acknowledged, once, after
+/// it is durable; a flush does not wait for the window. Reopened, the
+/// database holds them all.
 #[test]
-fn concurrent_committers_leave_no_change_behind() {
-    let db = temp_db("leader");
-    let cfg = StoreConfig::new(&db);
-    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+fn changes_within_a_window_share_a_commit_and_all_are_acknowledged() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = temp_db("window");
+    let cfg = StoreConfig {
+        // Long enough that the changes below are staged within one window.
+        commit_window: std::time::Duration::from_secs(3),
+        ..StoreConfig::new(&db)
+    };
+    let acked = std::sync::Arc::new(AtomicUsize::new(0));
+    let groups = std::sync::Arc::new(AtomicUsize::new(0));
     {
-        let store = std::sync::Arc::new(SqliteLocationService::open(&cfg, NOW).unwrap());
+        let counted = groups.clone();
+        let store = std::sync::Arc::new(
+            SqliteLocationService::open(
+                &StoreConfig {
+                    acknowledge: Some(std::sync::Arc::new(move |run: &mut dyn FnMut()| {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        run()
+                    })),
+                    ..cfg.clone()
+                },
+                NOW,
+            )
+            .unwrap(),
+        );
+        // The first change is committed at once (nothing was for a window).
+        register_durably(&store, "first", 1);
+        assert_eq!(groups.load(Ordering::SeqCst), 1);
+        let started = std::time::Instant::now();
         let threads: Vec<_> = (0..4)
             .map(|t| {
-                let store = store.clone();
-                let acked = acked.clone();
+                let (store, acked) = (store.clone(), acked.clone());
                 std::thread::spawn(move || {
                     for n in 0..250u32 {
                         let req = register(&format!("t{t}u{n}"), 1);
@@ -223,27 +240,25 @@ fn concurrent_committers_leave_no_change_behind() {
                             },
                             Box::new(move |r| {
                                 r.unwrap();
-                                acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                acked.fetch_add(1, Ordering::SeqCst);
                             }),
                         );
-                        if n % 3 == 0 {
-                            store.commit();
-                        }
                     }
-                    store.commit();
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
-        // Every thread's last commit either wrote or left its changes to a
-        // writer that took them: nothing is waiting now.
-        assert_eq!(acked.load(std::sync::atomic::Ordering::SeqCst), 1000);
+        // Staged within the window after the first commit: not written yet.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(acked.load(Ordering::SeqCst), 0);
+        store.flush().unwrap();
+        assert_eq!(acked.load(Ordering::SeqCst), 1000);
+        assert_eq!(groups.load(Ordering::SeqCst), 2, "one commit for the 1000");
     }
     let store = SqliteLocationService::open(&cfg, NOW).unwrap();
-    assert_eq!(store.aors(), 1000);
-    assert_eq!(acked.load(std::sync::atomic::Ordering::SeqCst), 1000);
+    assert_eq!(store.aors(), 1001);
 }
 
 #[test]

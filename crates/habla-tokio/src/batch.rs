@@ -1,15 +1,13 @@
-//! Batches: what one thread does between two waits on its socket.
+//! Batches: what one thread sends together.
 //!
 //! A UDP receive thread takes every datagram waiting on its socket at once
 //! (`recvmmsg`), runs each on its shard, and only then — the batch closed
-//! — runs the elements' after-batch hooks (habla serve commits the
-//! registrations the batch decided there: one transaction for all of
-//! them) and sends every datagram the batch produced (`sendmmsg`). Under
-//! load a batch holds many messages, so system calls and commits are
-//! shared; at rest it holds one, and nothing waits.
-//!
-//! Any other thread that runs a shard (a connection task, a timer, a
-//! [`crate::Handle`] call) gets a batch of its own around that run.
+//! — sends every datagram the batch produced (`sendmmsg`). Under load a
+//! batch holds many messages, so the system calls are shared; at rest it
+//! holds one, and nothing waits. Any other thread that runs a shard (a
+//! connection task, a timer, a [`crate::Handle`] call) gets a batch of its
+//! own around that run, and a caller may open a wider one with [`batch`]
+//! (habla serve acknowledges a commit group's registrations in one).
 
 use crate::core::Inbound;
 use bytes::Bytes;
@@ -20,10 +18,6 @@ use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Weak};
-
-/// Run once at the end of every batch in which one of an element's shards
-/// ran (see [`crate::Element::bind`]).
-pub type AfterBatch = Arc<dyn Fn() + Send + Sync>;
 
 /// A datagram to send when the batch closes.
 pub(crate) struct Datagram {
@@ -39,16 +33,17 @@ pub(crate) struct Datagram {
 struct Batch {
     open: bool,
     out: Vec<Datagram>,
-    hooks: Vec<AfterBatch>,
 }
 
 thread_local! {
     static BATCH: RefCell<Batch> = RefCell::new(Batch::default());
 }
 
-/// Runs `f` inside this thread's batch: opens one if none is open, and
-/// closes it (hooks, then sends) when `f` returns.
-pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` inside this thread's batch: every datagram the shards of any
+/// element send while it runs goes out when it returns, several per system
+/// call (`sendmmsg`). Opens a batch if none is open on this thread (else
+/// `f` joins the open one).
+pub fn batch<R>(f: impl FnOnce() -> R) -> R {
     let opened = BATCH.with(|b| {
         let mut b = b.borrow_mut();
         !std::mem::replace(&mut b.open, true)
@@ -60,43 +55,19 @@ pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Adds what a shard sent to the open batch, and its element's hook.
-pub(crate) fn add(out: &mut Vec<Datagram>, hook: Option<&AfterBatch>) {
-    BATCH.with(|b| {
-        let mut b = b.borrow_mut();
-        b.out.append(out);
-        if let Some(h) = hook {
-            if !b.hooks.iter().any(|x| Arc::ptr_eq(x, h)) {
-                b.hooks.push(h.clone());
-            }
-        }
-    });
+/// Adds what a shard sent to the open batch.
+pub(crate) fn add(out: &mut Vec<Datagram>) {
+    BATCH.with(|b| b.borrow_mut().out.append(out));
 }
 
-/// Closes the batch: the hooks run (what they make their shards send joins
-/// the batch), then every datagram goes out; repeated until nothing is
+/// Closes the batch: every datagram goes out; repeated until nothing is
 /// left (a failed send is a transport error, which may send more).
 fn close() {
-    let mut hooks = Vec::new();
     let mut out = Vec::new();
     loop {
-        BATCH.with(|b| {
-            let mut b = b.borrow_mut();
-            std::mem::swap(&mut b.hooks, &mut hooks);
-        });
-        for h in hooks.drain(..) {
-            h();
-        }
-        BATCH.with(|b| {
-            let mut b = b.borrow_mut();
-            std::mem::swap(&mut b.out, &mut out);
-        });
+        BATCH.with(|b| std::mem::swap(&mut b.borrow_mut().out, &mut out));
         if out.is_empty() {
-            let idle = BATCH.with(|b| b.borrow().hooks.is_empty());
-            if idle {
-                break;
-            }
-            continue;
+            break;
         }
         for (inbound, shard, key) in send(&mut out) {
             if let Some(i) = inbound.upgrade() {

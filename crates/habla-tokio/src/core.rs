@@ -343,14 +343,14 @@ impl<U: TransactionUser> Shard<U> {
     /// whatever it was.
     fn run_and_rearm<R>(&self, f: impl FnOnce(&mut U, &mut Net) -> R, exact: bool) -> R {
         // The lock is released before the batch closes: the datagrams go out
-        // (and the after-batch hook runs) with no shard locked.
+        // with no shard locked.
         batch::batch(|| {
             let mut guard = self.lock();
             let st = &mut *guard;
             let r = f(&mut st.tu, &mut st.net);
             st.drain();
             self.rearm(st, exact);
-            batch::add(&mut st.net.out, self.shared.after_batch.as_ref());
+            batch::add(&mut st.net.out);
             r
         })
     }

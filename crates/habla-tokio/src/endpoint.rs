@@ -3,7 +3,6 @@
 //! that prefer to receive events from a channel in a task of their own
 //! (the user agent, tests) over being called in place.
 
-use crate::batch::AfterBatch;
 use crate::core::{Inbound, Io, Shard, ShardHandle, Shards, TransactionUser};
 use crate::flow::Flow;
 use crate::stats::StatsSnapshot;
@@ -78,21 +77,16 @@ impl<U> std::fmt::Debug for Element<U> {
 impl<U: TransactionUser> Element<U> {
     /// Binds every listening point of `config`, makes the TU of each shard
     /// with `make_tu` (given the shard's handle, to come back to it from
-    /// other tasks, and the bound listening points), and starts.
-    /// `after_batch` runs at the end of every batch in which a shard ran
-    /// (see [`AfterBatch`]): the place to finish, once, what the batch's
-    /// messages started (habla serve commits their registrations there). Each shard's transaction layer gets
+    /// other tasks, and the bound listening points), and starts. Each shard's transaction layer gets
     /// `transactions` with `max_transactions` divided among the shards.
     /// Fails if any point cannot be bound (nothing keeps running then).
     pub async fn bind(
         config: TransportConfig,
         transactions: Config,
         layout: Layout,
-        after_batch: Option<AfterBatch>,
         make_tu: impl FnMut(ShardHandle<U>, &[ListenPoint]) -> U,
     ) -> Result<Element<U>, Error> {
-        let (shards, points, running) =
-            start(config, transactions, layout, after_batch, make_tu).await?;
+        let (shards, points, running) = start(config, transactions, layout, make_tu).await?;
         Ok(Element {
             shards,
             points,
@@ -202,7 +196,6 @@ async fn start<U: TransactionUser>(
     config: TransportConfig,
     transactions: Config,
     layout: Layout,
-    after_batch: Option<AfterBatch>,
     mut make_tu: impl FnMut(ShardHandle<U>, &[ListenPoint]) -> U,
 ) -> Result<(Arc<Shards<U>>, Vec<ListenPoint>, Arc<Running>), Error> {
     let threads = layout.threads.max(1);
@@ -251,7 +244,6 @@ async fn start<U: TransactionUser>(
         config,
         udp.clone(),
         tcp.iter().map(|(a, _)| *a).collect(),
-        after_batch,
     ));
     let list: Vec<Arc<Shard<U>>> = (0..n)
         .map(|i| Shard::new(i, n, transactions, shared.clone(), |h| make_tu(h, &points)))
@@ -615,7 +607,6 @@ async fn start_channels(
             threads: n,
             shards: n,
         },
-        None,
         |_, _| {
             let (tx, rx) = mpsc::channel(event_queue);
             receivers.push(rx);

@@ -90,7 +90,7 @@ mod stats;
 mod transport;
 pub mod via;
 
-pub use crate::batch::AfterBatch;
+pub use crate::batch::batch;
 pub use crate::core::{Destination, Io, ShardHandle, TransactionUser};
 pub use config::{ListenPoint, TransportConfig};
 pub use endpoint::{

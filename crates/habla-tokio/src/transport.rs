@@ -11,7 +11,6 @@
 //! (RFC 7118) carries whole messages per frame, so it needs its own reader
 //! task, which talks to the driver with the same [`Input`] values.
 
-use crate::batch::AfterBatch;
 use crate::core::Inbound;
 use crate::flow::{ConnId, Flow};
 use crate::shard::ConnRegistry;
@@ -45,8 +44,6 @@ pub(crate) struct Shared {
     pub(crate) epoch: std::time::Instant,
     /// The shards, for the tasks that open connections.
     inbound: OnceLock<Weak<dyn Inbound>>,
-    /// Run at the end of every batch in which a shard of this element ran.
-    pub(crate) after_batch: Option<AfterBatch>,
     /// Set when the element stops: connections close, none registers,
     /// receive threads return.
     pub(crate) closed: AtomicBool,
@@ -68,7 +65,6 @@ impl Shared {
         config: TransportConfig,
         udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
         tcp: Vec<SocketAddr>,
-        after_batch: Option<AfterBatch>,
     ) -> Self {
         Shared {
             config,
@@ -78,7 +74,6 @@ impl Shared {
             tcp,
             epoch: std::time::Instant::now(),
             inbound: OnceLock::new(),
-            after_batch,
             closed: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
@@ -172,8 +167,8 @@ const RECV_BATCH: usize = 32;
 /// wakes one waiting thread). Each wait returns every datagram waiting (up
 /// to [`RECV_BATCH`]); each is parsed and run on its shard right here, in
 /// one batch (see `batch.rs`), so at load a receive thread never sleeps,
-/// no hand-off sits between the socket and the transaction user, and
-/// system calls and commits are shared by the batch.
+/// no hand-off sits between the socket and the transaction user, and the
+/// batch's sends share their system calls.
 pub(crate) fn run_udp(
     socket: Arc<UdpSocket>,
     local: SocketAddr,

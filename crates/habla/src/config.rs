@@ -57,6 +57,8 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// `process` (survives kill -9) or `power-loss` (fsync per commit group).
     pub durability: String,
+    /// Least time between two commits, in milliseconds (group commit).
+    pub commit_window_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -64,6 +66,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             path: PathBuf::from("habla.db"),
             durability: "process".into(),
+            commit_window_ms: 2,
         }
     }
 }

@@ -385,6 +385,9 @@ pub async fn serve(cfg: Config) -> Result<()> {
         } else {
             Durability::Process
         },
+        commit_window: Duration::from_millis(cfg.database.commit_window_ms),
+        // The 200s of one commit group go out together (one sendmmsg).
+        acknowledge: Some(Arc::new(|run: &mut dyn FnMut()| habla_tokio::batch(run))),
         ..StoreConfig::new(&cfg.database.path)
     };
     let location = Arc::new(
@@ -510,20 +513,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
             failed_over_to: HashMap::new(),
         }
     };
-    // Registrations decided by a batch of messages are committed together
-    // at its end, on the thread that took the batch (group commit): their
-    // 200s go out in the same batch, once durable.
-    let committer = location.clone();
-    let after_batch: habla_tokio::AfterBatch = Arc::new(move || committer.commit());
-    let element = match Element::bind(
-        tcfg.clone(),
-        xcfg,
-        layout,
-        Some(after_batch.clone()),
-        &mut make,
-    )
-    .await
-    {
+    let element = match Element::bind(tcfg.clone(), xcfg, layout, &mut make).await {
         Ok(e) => e,
         // IPv6 may be absent: retry with the IPv4 addresses only.
         Err(e)
@@ -531,7 +521,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
         {
             tracing::warn!("not listening on IPv6: {e}");
             tcfg.listen.retain(|p| p.addr.is_ipv4());
-            Element::bind(tcfg, xcfg, layout, Some(after_batch), &mut make)
+            Element::bind(tcfg, xcfg, layout, &mut make)
                 .await
                 .context("cannot listen; pass --listen with a free address")?
         }

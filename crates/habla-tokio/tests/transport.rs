@@ -673,3 +673,79 @@ async fn expect_overload_503(sock: &UdpSocket, seq: u32) {
     assert_eq!(r.cseq().unwrap().seq, seq);
     assert!(r.header("Retry-After").is_some());
 }
+
+/// A TU that takes `slow` over requests with CSeq 1 (saying when it
+/// starts): it keeps the receive thread, and what waits in the socket,
+/// waiting, as an overloaded server would.
+struct SlowTu {
+    slow: Duration,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl habla_tokio::TransactionUser for SlowTu {
+    fn on_event(&mut self, event: Event<Flow>, io: &mut habla_tokio::Io<'_>) {
+        if let Event::Request { key, request, .. } = event {
+            if request.cseq().is_ok_and(|c| c.seq == 1) {
+                let _ = self.started.send(());
+                std::thread::sleep(self.slow);
+            }
+            let ok = request.response(200).build().unwrap();
+            io.send_response(key, ok).unwrap();
+        }
+    }
+}
+
+/// The time a datagram waited in the socket is the kernel's receive time
+/// (SO_TIMESTAMPNS), not the time the receive thread got to it: requests
+/// that queued behind a slow one for longer than `max_queue_delay` are
+/// answered 503 (new ones) or still handled (in-dialog ones).
+#[tokio::test]
+async fn requests_that_waited_in_the_socket_too_long_are_shed() {
+    let cfg = TransportConfig {
+        max_queue_delay: Duration::from_millis(100),
+        ..loopback_config()
+    };
+    let layout = habla_tokio::Layout {
+        threads: 1,
+        shards: 1,
+    };
+    let (started, mut slow_started) = tokio::sync::mpsc::unbounded_channel();
+    let server = habla_tokio::Element::bind(cfg, Default::default(), layout, |_, _| SlowTu {
+        slow: Duration::from_millis(400),
+        started: started.clone(),
+    })
+    .await
+    .unwrap();
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let via = |b: &str| format!("SIP/2.0/UDP {me};branch=z9hG4bK{b}");
+    sock.send_to(request("OPTIONS", 1, &via("slow1"), "").as_bytes(), udp)
+        .await
+        .unwrap();
+    // The next two arrive while the first is being handled: the receive
+    // thread takes them in its next batch, after they waited ~400 ms.
+    within("the slow request to start", slow_started.recv()).await;
+    sock.send_to(request("OPTIONS", 2, &via("late2"), "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let bye = request("BYE", 3, &via("late3"), "").replace(
+        "To: <sip:ping@127.0.0.1>",
+        "To: <sip:ping@127.0.0.1>;tag=dialog",
+    );
+    sock.send_to(bye.as_bytes(), udp).await.unwrap();
+    let mut by_seq = std::collections::BTreeMap::new();
+    for _ in 0..3 {
+        let r = parse(&recv_datagram(&sock).await);
+        by_seq.insert(r.cseq().unwrap().seq, r.status().unwrap());
+    }
+    assert_eq!(by_seq.get(&1), Some(&200));
+    assert_eq!(by_seq.get(&2), Some(&503), "waited ~400 ms in the socket");
+    assert_eq!(
+        by_seq.get(&3),
+        Some(&200),
+        "in-dialog requests are not shed"
+    );
+    assert_eq!(server.stats().overload_rejections, 1);
+    server.shutdown().await;
+}

@@ -160,11 +160,11 @@ pub struct LimitsSection {
     pub max_headers: usize,
     pub max_connections: usize,
     pub max_transactions: usize,
-    /// New requests that waited longer than this (ms) between the socket
-    /// and their transaction are answered 503 instead of handled.
+    /// New requests that waited longer than this (ms) in the socket are
+    /// answered 503 instead of handled.
     pub max_queue_delay_ms: u64,
-    /// Transaction shards (driver + transaction-user task pairs); 0 = one
-    /// per available core.
+    /// Receive threads per UDP socket (4 shards each); 0 = one per
+    /// available core.
     pub workers: usize,
 }
 

@@ -52,7 +52,8 @@ enum Command {
         /// Turn digest authentication off (labs only).
         #[arg(long)]
         no_auth: bool,
-        /// Worker shards (0 = one per core; replaces `[limits] workers`).
+        /// Receive threads per UDP socket, with 4 shards each (0 = one per
+        /// core; replaces `[limits] workers`).
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
     },

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod location;
+use std::sync::Arc;
 
 pub use location::{Committed, LocationError, LocationService, MemoryLocationService};
 
@@ -67,25 +68,30 @@ impl Default for RegistrarConfig {
 /// One contact bound to an address-of-record (RFC 3261 §10.2.1), in a form
 /// a store can keep: owned text and unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The text fields are shared (`Arc<str>`): the bindings of an AOR are
+/// copied on every REGISTER (the decision's new set, the in-memory table,
+/// the store's write), and a copy should cost a reference count, not an
+/// allocation per field.
 pub struct Binding {
     /// The contact URI as written (without header parameters).
-    pub contact: String,
+    pub contact: Arc<str>,
     /// Preference in thousandths (`q=0.5` is 500); 1000 when not given.
     pub q: u16,
     /// When the binding expires, in unix seconds.
     pub expires_at: u64,
     /// Call-ID of the REGISTER that last refreshed the binding.
-    pub call_id: String,
+    pub call_id: Arc<str>,
     /// CSeq of that REGISTER.
     pub cseq: u32,
     /// Path values to reach the contact through (RFC 3327 §5.3), top first.
-    pub path: Vec<String>,
+    pub path: Arc<[Arc<str>]>,
     /// Where the REGISTER came from (a transport flow key chosen by the
     /// caller, e.g. `udp:192.0.2.4:5060`), to reach a contact behind NAT
     /// or over its TCP connection.
-    pub source: Option<String>,
+    pub source: Option<Arc<str>>,
     /// The registering agent's User-Agent, for operators.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
 }
 
 impl Binding {
@@ -210,8 +216,8 @@ pub fn process_register_from(
             "the To header must hold a SIP or SIPS address-of-record",
         );
     };
-    let call_id = match req.call_id() {
-        Ok(c) => c.to_string(),
+    let call_id: Arc<str> = match req.call_id() {
+        Ok(c) => Arc::from(&**c),
         Err(e) => return reject(400, e.to_string()),
     };
     let cseq = match req.cseq() {
@@ -268,7 +274,7 @@ pub fn process_register_from(
         });
     }
 
-    let path: Vec<String> =
+    let path: Arc<[Arc<str>]> =
         match req
             .typed_values(HeaderName::Path)
             .try_fold(Vec::new(), |mut acc, v| {
@@ -276,14 +282,15 @@ pub fn process_register_from(
                     let item = item.trim();
                     let uri = item.trim_start_matches('<').trim_end_matches('>');
                     Uri::parse(uri).ok()?;
-                    acc.push(item.to_string());
+                    acc.push(Arc::from(item));
                 }
                 Some(acc)
             }) {
-            Some(p) => p,
+            Some(p) => p.into(),
             None => return reject(400, "Path holds a malformed URI"),
         };
-    let user_agent = req.header("User-Agent").map(str::to_string);
+    let user_agent: Option<Arc<str>> = req.header("User-Agent").map(Arc::from);
+    let source: Option<Arc<str>> = source.map(Arc::from);
 
     // Step 7: each contact.
     let mut bindings = live;
@@ -316,7 +323,7 @@ pub fn process_register_from(
         // RFC 3261 §19.1.4 equality, which parses each stored contact.
         let existing = bindings
             .iter()
-            .position(|b| b.contact == uri.as_str())
+            .position(|b| *b.contact == *uri.as_str())
             .or_else(|| {
                 bindings
                     .iter()
@@ -336,13 +343,15 @@ pub fn process_register_from(
                     continue;
                 }
                 let b = &mut bindings[i];
-                b.contact = uri.as_str().to_string();
+                if *b.contact != *uri.as_str() {
+                    b.contact = Arc::from(uri.as_str());
+                }
                 b.q = q;
                 b.expires_at = now + u64::from(expires);
                 b.call_id = call_id.clone();
                 b.cseq = cseq;
                 b.path = path.clone();
-                b.source = source.map(str::to_string);
+                b.source = source.clone();
                 b.user_agent = user_agent.clone();
             }
             None if expires == 0 => {}
@@ -351,13 +360,13 @@ pub fn process_register_from(
                     return reject(403, "too many bindings for this address-of-record");
                 }
                 bindings.push(Binding {
-                    contact: uri.as_str().to_string(),
+                    contact: Arc::from(uri.as_str()),
                     q,
                     expires_at: now + u64::from(expires),
                     call_id: call_id.clone(),
                     cseq,
                     path: path.clone(),
-                    source: source.map(str::to_string),
+                    source: source.clone(),
                     user_agent: user_agent.clone(),
                 });
             }

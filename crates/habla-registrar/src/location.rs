@@ -119,10 +119,24 @@ impl MemoryLocationService {
         persist: impl FnOnce(&str, &[Binding], &[Binding]),
     ) -> RegisterDecision {
         let mut shard = self.shard(aor);
-        let current = live_bindings(&shard, aor, now);
-        let decision = decide(&current);
+        let decision = {
+            let stored = shard.aors.get(aor).map_or(&[][..], |a| &a.bindings[..]);
+            // Expiry runs on a timer: stored bindings are usually all live,
+            // and then they are decided on where they lie.
+            let live;
+            let current = if stored.iter().all(|b| b.expires_at > now) {
+                stored
+            } else {
+                live = live_in(stored, now);
+                &live[..]
+            };
+            let decision = decide(current);
+            if let RegisterDecision::Update { bindings, .. } = &decision {
+                persist(aor, current, bindings);
+            }
+            decision
+        };
         if let RegisterDecision::Update { bindings, .. } = &decision {
-            persist(aor, &current, bindings);
             replace_in(&mut shard, aor, bindings.clone());
         }
         decision
@@ -148,14 +162,16 @@ fn live_bindings(shard: &Shard, aor: &str, now: u64) -> Vec<Binding> {
     shard
         .aors
         .get(aor)
-        .map(|a| {
-            a.bindings
-                .iter()
-                .filter(|b| b.expires_at > now)
-                .cloned()
-                .collect()
-        })
+        .map(|a| live_in(&a.bindings, now))
         .unwrap_or_default()
+}
+
+fn live_in(bindings: &[Binding], now: u64) -> Vec<Binding> {
+    bindings
+        .iter()
+        .filter(|b| b.expires_at > now)
+        .cloned()
+        .collect()
 }
 
 fn replace_in(shard: &mut Shard, aor: &str, bindings: Vec<Binding>) {

@@ -188,7 +188,7 @@ fn contacts_match_by_uri_equality_and_expires_zero_removes_one() {
     );
     let (_, b, _) = update(process_register(&cfg(), NOW, &remove, &stored).unwrap());
     assert_eq!(b.len(), 1);
-    assert_eq!(b[0].contact, "sip:bob@192.0.2.5");
+    assert_eq!(&*b[0].contact, "sip:bob@192.0.2.5");
 }
 
 #[test]
@@ -229,10 +229,13 @@ fn q_values_order_forking_and_path_and_source_are_kept() {
         .unwrap();
     let (_, mut b, _) =
         update(process_register_from(&cfg(), NOW, &req, &[], Some("tcp:192.0.2.1:50000")).unwrap());
-    assert_eq!(b[0].path, vec!["<sip:edge.example.org;lr>".to_string()]);
+    assert_eq!(
+        b[0].path.iter().map(|p| &**p).collect::<Vec<_>>(),
+        ["<sip:edge.example.org;lr>"]
+    );
     assert_eq!(b[0].source.as_deref(), Some("tcp:192.0.2.1:50000"));
     by_preference(&mut b);
-    let order: Vec<_> = b.iter().map(|b| b.contact.as_str()).collect();
+    let order: Vec<_> = b.iter().map(|b| &*b.contact).collect();
     assert_eq!(
         order,
         [

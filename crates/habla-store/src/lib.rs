@@ -185,7 +185,7 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// whole set), and whom to tell once it is durable.
 struct Change {
     aor: String,
-    removed: Vec<String>,
+    removed: Vec<std::sync::Arc<str>>,
     upserts: Vec<Binding>,
     done: Committed,
 }
@@ -481,18 +481,18 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
         Ok((
             r.get::<_, String>(0)?,
             Binding {
-                contact: r.get(1)?,
+                contact: r.get::<_, String>(1)?.into(),
                 q: r.get::<_, i64>(2)?.clamp(0, 1000) as u16,
                 expires_at: r.get::<_, i64>(3)?.max(0) as u64,
-                call_id: r.get(4)?,
+                call_id: r.get::<_, String>(4)?.into(),
                 cseq: r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
                 path: path
                     .split('\n')
                     .filter(|p| !p.is_empty())
-                    .map(str::to_string)
+                    .map(std::sync::Arc::from)
                     .collect(),
-                source: r.get(7)?,
-                user_agent: r.get(8)?,
+                source: r.get::<_, Option<String>>(7)?.map(Into::into),
+                user_agent: r.get::<_, Option<String>>(8)?.map(Into::into),
             },
         ))
     })?;
@@ -527,19 +527,19 @@ fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> 
         )?;
         for change in group {
             for contact in &change.removed {
-                delete.execute(params![change.aor, contact])?;
+                delete.execute(params![change.aor, &**contact])?;
             }
             for b in &change.upserts {
                 insert.execute(params![
                     change.aor,
-                    b.contact,
+                    &*b.contact,
                     i64::from(b.q),
                     b.expires_at as i64,
-                    b.call_id,
+                    &*b.call_id,
                     i64::from(b.cseq),
                     b.path.join("\n"),
-                    b.source,
-                    b.user_agent,
+                    b.source.as_deref(),
+                    b.user_agent.as_deref(),
                 ])?;
             }
         }

@@ -50,7 +50,7 @@ fn bindings_survive_a_restart_and_expired_ones_do_not_come_back() {
     let store = SqliteLocationService::open(&cfg, NOW + 10).unwrap();
     let alice = store.lookup("sip:alice@example.org", NOW + 10);
     assert_eq!(alice.len(), 2);
-    assert_eq!(alice[1].contact, "sip:alice@192.0.2.4:5002");
+    assert_eq!(&*alice[1].contact, "sip:alice@192.0.2.4:5002");
     assert_eq!(alice[1].cseq, 2);
     assert_eq!(store.lookup("sip:bob@example.org", NOW + 10).len(), 1);
     drop(store);
@@ -124,7 +124,7 @@ fn refreshes_and_removals_reach_the_database() {
     before.sort_by(|x, y| x.contact.cmp(&y.contact));
     after.sort_by(|x, y| x.contact.cmp(&y.contact));
     assert_eq!(after, before);
-    assert_eq!(after[0].contact, "sip:carol@192.0.2.4:5001");
+    assert_eq!(&*after[0].contact, "sip:carol@192.0.2.4:5001");
     assert_eq!(after[0].expires_at, NOW + 1800);
     assert_eq!(after[0].cseq, 4);
     assert!(store.lookup("sip:dave@example.org", NOW).is_empty());
@@ -342,7 +342,7 @@ fn bindings_of_the_old_table_are_migrated() {
     let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
     let erin = store.lookup("sip:erin@example.org", NOW);
     assert_eq!(erin.len(), 1);
-    assert_eq!(erin[0].contact, "sip:erin@192.0.2.9");
+    assert_eq!(&*erin[0].contact, "sip:erin@192.0.2.9");
     assert_eq!(erin[0].cseq, 3);
     drop(store);
     // Moved, not copied: a second open finds no old table to migrate.

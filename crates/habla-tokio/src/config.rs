@@ -73,6 +73,15 @@ pub struct TransportConfig {
     /// retransmissions pile up is how servers collapse. In-dialog requests,
     /// CANCEL and ACK are never shed. Default 250 ms.
     pub max_queue_delay: Duration,
+    /// Receive buffer of each UDP socket (SO_RCVBUF), in octets: what a
+    /// burst can queue while the receive threads are busy (beyond it the
+    /// kernel drops datagrams and clients retransmit after T1). The kernel
+    /// caps it at `net.core.rmem_max`. Default 4 MiB (~8,000 typical
+    /// requests; `max_queue_delay` bounds how stale a queued one may be).
+    pub udp_receive_buffer: usize,
+    /// Send buffer of each UDP socket (SO_SNDBUF), in octets (capped at
+    /// `net.core.wmem_max`). Default 1 MiB.
+    pub udp_send_buffer: usize,
     /// The `Server`/`User-Agent` token used in `Warning` headers of the 400
     /// answers the transport sends itself. Default `habla/<version>`.
     pub agent: String,
@@ -94,6 +103,8 @@ impl Default for TransportConfig {
             event_queue: 1024,
             input_queue: 1024,
             max_queue_delay: Duration::from_millis(250),
+            udp_receive_buffer: 4 << 20,
+            udp_send_buffer: 1 << 20,
             agent: concat!("habla/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

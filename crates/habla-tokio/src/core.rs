@@ -220,9 +220,6 @@ pub(crate) struct Net {
     connecting: HashMap<(Transport, SocketAddr), Connecting>,
     /// Datagrams to send once the lock is released.
     out: Vec<Datagram>,
-    /// The message being handled waited longer than `max_queue_delay`: a
-    /// new request it creates is answered 503 instead of delivered.
-    late: bool,
     /// Where the response being sent goes (§18.2.2), worked out from the
     /// response the TU handed over, so that its bytes are not parsed again.
     response_to: Option<(TransactionKey, SocketAddr)>,
@@ -241,6 +238,48 @@ struct Connecting {
 pub(crate) struct Shards<U> {
     pub(crate) list: Vec<Arc<Shard<U>>>,
     pub(crate) shared: Arc<Shared>,
+    /// The Retry-After of overload answers, in seconds.
+    pub(crate) retry_after: u32,
+}
+
+impl<U> Shards<U> {
+    /// Answers a new request that waited longer than `max_queue_delay` in
+    /// the socket 503 + Retry-After (RFC 3261 §21.5.4) without a
+    /// transaction or a shard's lock: under overload the cheapest answer
+    /// is the best (a retransmission gets another one), and handling stale
+    /// requests while their retransmissions pile up is how servers
+    /// collapse.
+    fn shed(&self, request: &Message, flow: Flow) {
+        let shared = &self.shared;
+        shared.count(&shared.stats.overload_rejections);
+        let Ok(bytes) = request
+            .response(503)
+            .header("Retry-After", &self.retry_after.to_string())
+            .to_bytes()
+        else {
+            return;
+        };
+        if flow.is_stream() {
+            if shared.conns.try_send(flow.conn, bytes).is_err() {
+                shared.count(&shared.stats.send_failures);
+            }
+            return;
+        }
+        let Some(socket) = shared.udp.iter().find(|(l, _)| *l == flow.local) else {
+            return;
+        };
+        let to = match request.top_via() {
+            Ok(v) => response_destination(v, flow.remote),
+            Err(_) => flow.remote,
+        };
+        let mut out = vec![Datagram {
+            socket: socket.1.clone(),
+            to,
+            bytes,
+            failed: None,
+        }];
+        batch::batch(|| batch::add(&mut out));
+    }
 }
 
 /// How the network tasks hand over what arrives, without knowing the TU.
@@ -264,8 +303,11 @@ pub(crate) trait Inbound: Send + Sync + 'static {
 
 impl<U: TransactionUser> Inbound for Shards<U> {
     fn message(&self, message: Message, flow: Flow, received: Instant) {
+        if received.elapsed() > self.shared.config.max_queue_delay && sheddable(&message) {
+            return self.shed(&message, flow);
+        }
         let s = shard_of(&message, self.list.len());
-        self.list[s].run(|_, net| net.handle_message(message, flow, received));
+        self.list[s].run(|_, net| net.handle_message(message, flow));
     }
 
     fn connected(
@@ -309,7 +351,6 @@ impl<U: TransactionUser> Shard<U> {
                     mark: count > 1,
                     connecting: HashMap::new(),
                     out: Vec::new(),
-                    late: false,
                     response_to: None,
                 },
             }),
@@ -445,9 +486,8 @@ fn is_response(bytes: &[u8]) -> bool {
 impl Net {
     // ----- inputs -----------------------------------------------------------
 
-    fn handle_message(&mut self, message: Message, flow: Flow, received: Instant) {
+    fn handle_message(&mut self, message: Message, flow: Flow) {
         let now = Instant::now();
-        self.late = now.saturating_duration_since(received) > self.shared.config.max_queue_delay;
         let target = Target::new(flow.transport, flow);
         if let Err(e) = self.layer.handle_message(now, message, target) {
             self.shared.count(&self.shared.stats.unmatchable);
@@ -507,10 +547,9 @@ impl Net {
     }
 
     /// Lets an event through to the TU, or answers it here: a request the
-    /// layer refused for lack of room, or a new request that waited longer
-    /// than `max_queue_delay`, is answered 503 + Retry-After (RFC 3261
-    /// §21.5.4) by the transport itself; under overload the TU is the
-    /// busiest part and could add nothing.
+    /// layer refused for lack of room is answered 503 + Retry-After
+    /// (RFC 3261 §21.5.4) by the transport itself; under overload the TU is
+    /// the busiest part and could add nothing.
     fn admit(&mut self, event: Event<Flow>) -> Option<Event<Flow>> {
         match event {
             Event::Refused(r) => {
@@ -518,10 +557,6 @@ impl Net {
                 if let Ok(bytes) = r.response() {
                     self.layer.send_stateless(r.source, bytes);
                 }
-                None
-            }
-            Event::Request { key, request, .. } if self.late && sheddable(&request) => {
-                self.overload_503(key, &request);
                 None
             }
             e => Some(e),

@@ -210,6 +210,11 @@ async fn start<U: TransactionUser>(
                 // A safety net for stopping: the receive threads are woken
                 // by a datagram, and look at the clock at least this often.
                 s.set_read_timeout(Some(Duration::from_secs(1)))?;
+                // Room for bursts (the kernel caps both at its maxima; a
+                // refusal leaves its default, which still works).
+                use nix::sys::socket::{setsockopt, sockopt};
+                let _ = setsockopt(&s, sockopt::RcvBuf, &config.udp_receive_buffer);
+                let _ = setsockopt(&s, sockopt::SndBuf, &config.udp_send_buffer);
                 let local = s.local_addr()?;
                 points.push(ListenPoint::new(Transport::Udp, local));
                 udp.push((local, Arc::new(s)));
@@ -251,6 +256,7 @@ async fn start<U: TransactionUser>(
     let shards = Arc::new(Shards {
         list,
         shared: shared.clone(),
+        retry_after: transactions.retry_after,
     });
     let inbound: Arc<dyn Inbound> = shards.clone();
     let weak: Weak<dyn Inbound> = Arc::downgrade(&inbound);

@@ -166,6 +166,8 @@ pub struct LimitsSection {
     /// Receive threads per UDP socket (4 shards each); 0 = one per
     /// available core.
     pub workers: usize,
+    /// SO_RCVBUF of each UDP socket, in octets.
+    pub udp_receive_buffer: usize,
 }
 
 impl Default for LimitsSection {
@@ -177,6 +179,7 @@ impl Default for LimitsSection {
             max_transactions: 500_000,
             max_queue_delay_ms: 250,
             workers: 0,
+            udp_receive_buffer: 4 << 20,
         }
     }
 }

@@ -425,6 +425,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     };
     tcfg.max_connections = cfg.limits.max_connections;
     tcfg.max_queue_delay = Duration::from_millis(cfg.limits.max_queue_delay_ms);
+    tcfg.udp_receive_buffer = cfg.limits.udp_receive_buffer;
     tcfg.agent = AGENT.into();
     let mut xcfg = habla_transaction::Config::default();
     xcfg.timers.t1 = Duration::from_millis(cfg.timers.t1_ms);

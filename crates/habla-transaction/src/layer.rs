@@ -277,7 +277,12 @@ fn transmit<A: Clone>(out: &mut VecDeque<Output<A>>, target: &Target<A>, bytes: 
 pub struct TransactionLayer<A> {
     config: Config,
     next_id: u64,
-    txs: HashMap<u64, Tx<A>>,
+    /// Boxed: the table is rehashed as it grows (tens of thousands of
+    /// transactions alive at a few thousand requests a second, each held
+    /// 32 s by Timer J), and a rehash that moves half-kilobyte entries
+    /// holds the caller for milliseconds; moving pointers, for
+    /// microseconds.
+    txs: HashMap<u64, Box<Tx<A>>>,
     clients: HashMap<ClientKey, u64>,
     servers: HashMap<ServerKey, u64>,
     legacy: HashMap<LegacyKey, Vec<u64>>,
@@ -421,7 +426,7 @@ impl<A: Clone> TransactionLayer<A> {
         tx.slots.arm_in(&mut self.schedule, timeout, now, t.t1x64());
         transmit(&mut self.out, &tx.target, bytes, id);
         self.clients.insert(key, id);
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         Ok(TransactionKey(id))
     }
 
@@ -922,7 +927,7 @@ impl<A: Clone> TransactionLayer<A> {
             Index::Legacy(k) => self.legacy.entry(k.clone()).or_default().push(id),
             Index::Client(_) => {}
         }
-        self.txs.insert(id, tx);
+        self.txs.insert(id, Box::new(tx));
         self.out.push_back(Output::Event(Event::Request {
             key: TransactionKey(id),
             request,

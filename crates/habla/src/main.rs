@@ -16,7 +16,11 @@ use std::path::PathBuf;
 /// frees many small, short-lived buffers on every thread, and glibc's
 /// malloc spent ~13 % of a REGISTER's CPU (fastbin consolidation on
 /// every larger allocation, arena locks) where mimalloc's per-thread
-/// free lists spend a fraction of that (BENCHMARKS.md).
+/// free lists spend a fraction of that. Built without transparent huge
+/// pages (`no_thp`): with them, memory it returned and took again was
+/// zeroed 2 MiB at a time (~15 % of the CPU at 20,000 REGISTER/s). Side
+/// by side at 16,000 and 20,000 REGISTER/s: 34-46 µs per REGISTER with
+/// it, 40-53 with glibc's (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -247,8 +247,27 @@ impl ResponseBuilder {
     /// Starts a response with a given reason phrase (CR/LF are replaced).
     pub fn with_reason(request: &Message, code: u16, reason: &str) -> Self {
         let code = code.clamp(100, 699);
+        const COPIED: [HeaderName; 5] = [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ];
+        // Room for the copied lines and what is usually added (a To tag,
+        // Contact, Date, Server, Content-Length): a transaction keeps its
+        // last response for up to 32 s (Timer J), and a buffer grown by
+        // doubling would keep half of itself empty all that time.
+        let copied: usize = COPIED
+            .iter()
+            .flat_map(|&n| {
+                request
+                    .typed_values(n)
+                    .map(move |v| n.as_str().len() + v.len() + 4)
+            })
+            .sum();
         let mut lines = Lines::default();
-        lines.buf.reserve(512);
+        lines.buf.reserve(copied + reason.len() + 256);
         lines.buf.put_slice(b"SIP/2.0 ");
         lines.buf.put_slice(code.to_string().as_bytes());
         lines.buf.put_u8(b' ');
@@ -259,13 +278,7 @@ impl ResponseBuilder {
         }
         lines.buf.put_slice(b"\r\n");
         let mut to_end = None;
-        for name in [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
+        for name in COPIED {
             for v in request.typed_values(name) {
                 // Folded values are copied unfolded (same value, one line).
                 lines.line(name.as_str(), &crate::scan::unfold(&v));

@@ -157,10 +157,6 @@ impl Timer {
         Timer::TuGuard,
         Timer::Trying100,
     ];
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// The transport a message travels over. Only reliability matters to the

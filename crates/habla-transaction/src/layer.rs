@@ -4,13 +4,14 @@
 use crate::build;
 use crate::config::{Config, Target, Timer};
 use crate::matching::{legacy_matches, ClientKey, LegacyKey, LegacyLookup, ServerKey};
+use crate::schedule::Schedule;
 use crate::state::{
     ClientInviteState, ClientNonInviteState, ServerInviteState, ServerNonInviteState, State,
 };
 use crate::Error;
 use bytes::Bytes;
 use habla_message::{Message, Method};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Names one transaction for as long as it lives. Keys are never reused by
@@ -147,40 +148,74 @@ impl<A> Refusal<A> {
     }
 }
 
-type Schedule = BTreeSet<(Instant, u64, Timer)>;
+/// Most timers one transaction has armed at once (two in every state of
+/// the RFC's machines: A and B, E and F, G and H, 100 Trying and the TU
+/// guard...; the rest is headroom).
+const MAX_ARMED: usize = 4;
 
 /// The timers armed for one transaction, mirrored in the layer's schedule.
+/// A few slots rather than one per timer kind: a transaction waiting out
+/// Timer J is mostly this, and a busy server holds hundreds of thousands.
 #[derive(Debug)]
 struct Slots {
     id: u64,
-    at: [Option<Instant>; Timer::COUNT],
+    armed: [Option<(Timer, Instant)>; MAX_ARMED],
 }
 
 impl Slots {
-    fn arm(&mut self, schedule: &mut Schedule, timer: Timer, at: Instant) {
-        self.disarm(schedule, timer);
-        self.at[timer.index()] = Some(at);
-        schedule.insert((at, self.id, timer));
+    fn new(id: u64) -> Slots {
+        Slots {
+            id,
+            armed: [None; MAX_ARMED],
+        }
+    }
+
+    /// When `timer` fires, if armed.
+    fn at(&self, timer: Timer) -> Option<Instant> {
+        self.armed
+            .iter()
+            .flatten()
+            .find(|(t, _)| *t == timer)
+            .map(|&(_, at)| at)
     }
 
     /// Arms `timer` to fire `after` from `now`; a deadline beyond what
     /// `Instant` can hold never fires.
     fn arm_in(&mut self, schedule: &mut Schedule, timer: Timer, now: Instant, after: Duration) {
-        match now.checked_add(after) {
-            Some(at) => self.arm(schedule, timer, at),
-            None => self.disarm(schedule, timer),
-        }
+        self.disarm(schedule, timer);
+        let Some(at) = now.checked_add(after) else {
+            return;
+        };
+        let free = self.armed.iter_mut().find(|s| s.is_none());
+        debug_assert!(free.is_some(), "more than {MAX_ARMED} timers armed");
+        // (Cannot happen: every state arms at most two. Were it to, the
+        // latest timer would take the first slot's place.)
+        let slot = match free {
+            Some(slot) => slot,
+            None => {
+                schedule.disarmed();
+                &mut self.armed[0]
+            }
+        };
+        *slot = Some((timer, at));
+        schedule.push(after, (at, self.id, timer));
     }
 
     fn disarm(&mut self, schedule: &mut Schedule, timer: Timer) {
-        if let Some(old) = self.at[timer.index()].take() {
-            schedule.remove(&(old, self.id, timer));
+        if let Some(slot) = self
+            .armed
+            .iter_mut()
+            .find(|s| matches!(s, Some((t, _)) if *t == timer))
+        {
+            *slot = None;
+            schedule.disarmed();
         }
     }
 
     fn clear(&mut self, schedule: &mut Schedule) {
-        for timer in Timer::ALL {
-            self.disarm(schedule, timer);
+        if self.armed.iter().any(Option::is_some) {
+            self.armed = [None; MAX_ARMED];
+            schedule.disarmed();
         }
     }
 }
@@ -300,7 +335,7 @@ impl<A: Clone> TransactionLayer<A> {
             clients: HashMap::new(),
             servers: HashMap::new(),
             legacy: HashMap::new(),
-            schedule: BTreeSet::new(),
+            schedule: Schedule::default(),
             out: VecDeque::new(),
         }
     }
@@ -340,13 +375,22 @@ impl<A: Clone> TransactionLayer<A> {
     /// The next thing to send or report. Call until `None` after every
     /// `handle_*` and `send_*` call.
     pub fn poll_output(&mut self) -> Option<Output<A>> {
-        self.out.pop_front()
+        let out = self.out.pop_front();
+        if out.is_none() {
+            // Drained: let the schedule's fronts name live deadlines.
+            let txs = &self.txs;
+            self.schedule.prune(|&(at, id, timer)| {
+                txs.get(&id)
+                    .is_some_and(|tx| tx.slots.at(timer) == Some(at))
+            });
+        }
+        out
     }
 
     /// The earliest armed timer's deadline: call
     /// [`TransactionLayer::handle_timeout`] then (not before).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.schedule.first().map(|&(at, _, _)| at)
+        self.schedule.first()
     }
 
     // ----- commands from the TU --------------------------------------------
@@ -401,10 +445,7 @@ impl<A: Clone> TransactionLayer<A> {
             target,
             reliable,
             request: Some(Box::new(request)),
-            slots: Slots {
-                id,
-                at: [None; Timer::COUNT],
-            },
+            slots: Slots::new(id),
             interval: t.t1(),
             index: Index::Client(key.clone()),
             machine,
@@ -680,17 +721,14 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<(Instant, u64, Timer)> = self
-            .schedule
-            .range(..=(now, u64::MAX, Timer::Trying100))
-            .copied()
-            .collect();
+        let mut due = Vec::new();
+        self.schedule.take_due(now, &mut due);
         for (at, id, timer) in due {
-            // An earlier firing in this batch may have disarmed it.
+            // Disarmed since (or by an earlier firing in this batch).
             let Some(tx) = self.txs.get_mut(&id) else {
                 continue;
             };
-            if tx.slots.at[timer.index()] != Some(at) {
+            if tx.slots.at(timer) != Some(at) {
                 continue;
             }
             tx.slots.disarm(&mut self.schedule, timer);
@@ -877,10 +915,7 @@ impl<A: Clone> TransactionLayer<A> {
             target: source.clone(),
             reliable,
             request: Some(Box::new(request.clone())),
-            slots: Slots {
-                id,
-                at: [None; Timer::COUNT],
-            },
+            slots: Slots::new(id),
             interval: t.t1(),
             index,
             machine: if method == Method::Invite {

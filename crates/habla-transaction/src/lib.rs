@@ -84,6 +84,7 @@ mod config;
 mod error;
 mod layer;
 mod matching;
+mod schedule;
 mod state;
 
 pub use build::{ack_for_non_2xx, cancel_for, overload_response};

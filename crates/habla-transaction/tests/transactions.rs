@@ -798,6 +798,34 @@ fn an_unanswered_client_transaction_moves_to_another_target() {
     ));
 }
 
+/// Timers fire in deadline order even when a caller hands in a `now` a
+/// little older than the previous one (threads read the clock before they
+/// take the lock), and a timer disarmed by a response no longer counts as
+/// the next deadline.
+#[test]
+fn timers_fire_in_order_whatever_order_they_were_armed_in() {
+    let mut l = layer();
+    let a = request(Method::Options, "z9hG4bKord1", "o1", 1, Transport::Udp);
+    let b = request(Method::Options, "z9hG4bKord2", "o2", 1, Transport::Udp);
+    let c = request(Method::Options, "z9hG4bKord3", "o3", 1, Transport::Udp);
+    l.send_request(at_ms(10), a.clone(), udp(UAS)).unwrap();
+    l.send_request(at_ms(5), b.clone(), udp(UAS)).unwrap();
+    l.send_request(at_ms(7), c, udp(UAS)).unwrap();
+    drain(&mut l);
+    assert_eq!(l.poll_timeout(), Some(at_ms(505)));
+    // b is answered: its Timer E is no longer the next deadline.
+    l.handle_message(at_ms(100), response(&b, 200, Some("t")), udp(UAS))
+        .unwrap();
+    drain(&mut l);
+    assert_eq!(l.poll_timeout(), Some(at_ms(507)));
+    let (txs, _) = run_timers(&mut l, 600);
+    let order: Vec<(u64, String)> = txs
+        .iter()
+        .map(|(t, bytes)| (*t, parse(bytes).call_id().unwrap().to_string()))
+        .collect();
+    assert_eq!(order, [(507, "o3".into()), (510, "o1".into())]);
+}
+
 // ----- limits, errors, strays -----------------------------------------------
 
 /// When the live-transaction limit is reached, new server transactions are

@@ -125,6 +125,18 @@ impl Io<'_> {
         self.net.send_response(key, response)
     }
 
+    /// [`Io::send_response`] for a response held as bytes, with status
+    /// `code` (e.g. one made by `ResponseBuilder::to_bytes`): it is not
+    /// parsed again.
+    pub fn send_response_bytes(
+        &mut self,
+        key: TransactionKey,
+        code: u16,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        self.net.send_response_bytes(key, code, bytes)
+    }
+
     /// Sends a message outside any transaction: the ACK for a 2xx
     /// (RFC 3261 §13.2.2.4), a stateless proxy's forward. A request gets
     /// the same Via and transport treatment as [`Io::send_request`]; a
@@ -220,9 +232,12 @@ pub(crate) struct Net {
     connecting: HashMap<(Transport, SocketAddr), Connecting>,
     /// Datagrams to send once the lock is released.
     out: Vec<Datagram>,
-    /// Where the response being sent goes (§18.2.2), worked out from the
-    /// response the TU handed over, so that its bytes are not parsed again.
-    response_to: Option<(TransactionKey, SocketAddr)>,
+    /// Where the responses of a UDP server transaction go when that is not
+    /// where its request came from (RFC 3261 §18.2.2: a client without
+    /// `rport` whose sent-by port is not its source port, or `maddr`).
+    /// Worked out once from the request, so that no response is parsed
+    /// again to find it; the usual client is not in here.
+    respond_elsewhere: HashMap<TransactionKey, SocketAddr>,
 }
 
 /// A connection being opened, and what waits for it.
@@ -351,7 +366,7 @@ impl<U: TransactionUser> Shard<U> {
                     mark: count > 1,
                     connecting: HashMap::new(),
                     out: Vec::new(),
-                    response_to: None,
+                    respond_elsewhere: HashMap::new(),
                 },
             }),
             shared,
@@ -458,6 +473,7 @@ impl<U: TransactionUser> State<U> {
             match out {
                 Output::Transmit(t) => self.net.transmit(t),
                 Output::Event(e) => {
+                    self.net.track(&e);
                     if let Some(e) = self.net.admit(e) {
                         self.tu.on_event(e, &mut Io { net: &mut self.net });
                     }
@@ -579,14 +595,45 @@ impl Net {
     // ----- commands ---------------------------------------------------------
 
     fn send_response(&mut self, key: TransactionKey, response: Message) -> Result<(), Error> {
-        // §18.2.2 from the response in hand: its bytes need no second parse.
-        self.response_to = response
-            .top_via()
-            .ok()
-            .map(|v| (key, response_destination(v, UNKNOWN)));
-        let r = self.layer.send_response(Instant::now(), key, response);
-        self.response_to = None;
-        r.map_err(Error::from)
+        self.layer
+            .send_response(Instant::now(), key, response)
+            .map_err(Error::from)
+    }
+
+    fn send_response_bytes(
+        &mut self,
+        key: TransactionKey,
+        code: u16,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        self.layer
+            .send_response_bytes(Instant::now(), key, code, bytes)
+            .map_err(Error::from)
+    }
+
+    /// Notes where the responses of a new UDP server transaction go, if
+    /// not to the request's source (see `respond_elsewhere`), and forgets
+    /// it when the transaction ends.
+    fn track(&mut self, event: &Event<Flow>) {
+        match event {
+            Event::Request {
+                key,
+                request,
+                source,
+                ..
+            } if !source.addr.is_stream() => {
+                if let Ok(via) = request.top_via() {
+                    let to = response_destination(via, source.addr.remote);
+                    if to != source.addr.remote {
+                        self.respond_elsewhere.insert(*key, to);
+                    }
+                }
+            }
+            Event::Terminated { key } if !self.respond_elsewhere.is_empty() => {
+                self.respond_elsewhere.remove(key);
+            }
+            _ => {}
+        }
     }
 
     fn send_stateless(&mut self, message: Message, dest: Destination) -> Result<(), Error> {
@@ -780,18 +827,16 @@ impl Net {
         } = t;
         let flow = destination.addr;
         if !flow.is_stream() {
-            let to = match (self.response_to, key) {
-                // `response_destination` takes only the IP from its
-                // fallback: the request's source stands in for it here.
-                (Some((k, to)), Some(key)) if k == key => {
-                    if to.ip().is_unspecified() {
-                        SocketAddr::new(flow.remote.ip(), to.port())
-                    } else {
-                        to
-                    }
-                }
-                _ if is_response(&bytes) => udp_response_destination(&bytes, flow.remote),
-                _ => flow.remote,
+            let to = if !is_response(&bytes) {
+                flow.remote
+            } else if let Some(k) = key {
+                // A server transaction's response (§18.2.2).
+                self.respond_elsewhere
+                    .get(&k)
+                    .copied()
+                    .unwrap_or(flow.remote)
+            } else {
+                udp_response_destination(&bytes, flow.remote)
             };
             let socket = self
                 .udp_socket_at(flow.local)
@@ -857,10 +902,6 @@ impl Net {
         }
     }
 }
-
-/// The fallback address given to `response_destination` when the
-/// request's source is not at hand (replaced by it in `transmit`).
-const UNKNOWN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
 
 /// Whether a request may be refused under overload: a new one (no To tag:
 /// not in a dialog), not CANCEL or ACK (they end what is already going on).

@@ -465,6 +465,31 @@ async fn received_and_rport_are_filled_and_used() {
     let r = parse(&recv_datagram(&sock).await);
     assert_eq!(r.top_via().unwrap().received(), Some("127.0.0.1"));
 
+    // No rport, and the sent-by port is not the source port: the response
+    // (and its retransmission, as bytes) goes to that port, not back to
+    // the source (RFC 3261 §18.2.2).
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = listener.local_addr().unwrap().port();
+    let via = format!("SIP/2.0/UDP client.invalid:{elsewhere};branch=z9hG4bKrp4");
+    sock.send_to(request("OPTIONS", 4, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let (key, req, flow) = next_request(&mut server).await;
+    assert_eq!(flow.remote, sock.local_addr().unwrap());
+    server
+        .handle()
+        .send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
+    let r = parse(&recv_datagram(&listener).await);
+    assert_eq!(r.cseq().unwrap().seq, 4);
+    // The retransmitted request is answered again, at the same place.
+    sock.send_to(request("OPTIONS", 4, &via, "").as_bytes(), udp)
+        .await
+        .unwrap();
+    let again = parse(&recv_datagram(&listener).await);
+    assert_eq!(again.cseq().unwrap().seq, 4);
+
     // Over TCP too: the TU sees the stamped Via.
     let tcp = server.local_addr(Transport::Tcp).unwrap();
     let mut s = TcpStream::connect(tcp).await.unwrap();

@@ -482,6 +482,45 @@ impl<A: Clone> TransactionLayer<A> {
         let code = response.status().ok_or(Error::WrongKind {
             expected: "response",
         })?;
+        let bytes = response.to_bytes();
+        self.respond(now, key, code, bytes, || {
+            response.to().ok().and_then(|t| t.tag()).map(Into::into)
+        })
+    }
+
+    /// [`TransactionLayer::send_response`] for a response the TU holds as
+    /// bytes, with status `code`: it is not parsed (but for the To tag of
+    /// an INVITE's final response, kept for RFC 2543 ACK matching). The
+    /// bytes must be a response to the transaction's request.
+    pub fn send_response_bytes(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        code: u16,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        if !(100..=699).contains(&code) {
+            return Err(Error::WrongKind {
+                expected: "response",
+            });
+        }
+        let tag_source = bytes.clone();
+        self.respond(now, key, code, bytes, move || {
+            let m = Message::parse_lazy(tag_source, &habla_message::Limits::default()).ok()?;
+            m.to().ok().and_then(|t| t.tag()).map(Into::into)
+        })
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        code: u16,
+        bytes: Bytes,
+        to_tag_of: impl FnOnce() -> Option<Box<str>>,
+    ) -> Result<(), Error> {
+        let mut to_tag_of = Some(to_tag_of);
+        let mut tag = || to_tag_of.take().and_then(|f| f());
         let t = self.config.timers;
         let tx = self
             .txs
@@ -493,7 +532,6 @@ impl<A: Clone> TransactionLayer<A> {
             state: state_now,
             what: "send this response",
         };
-        let bytes = response.to_bytes();
         let sched = &mut self.schedule;
         let mut fate = Fate::Lives;
         match &mut tx.machine {
@@ -527,7 +565,7 @@ impl<A: Clone> TransactionLayer<A> {
                     if !matches!(tx.index, Index::Legacy(_)) {
                         tx.request = None;
                     }
-                    *to_tag = response.to().ok().and_then(|t| t.tag()).map(Into::into);
+                    *to_tag = tag();
                     tx.slots.arm_in(sched, Timer::L, now, t.t1x64());
                 }
                 (ServerInviteState::Proceeding, 300..=699) => {
@@ -540,7 +578,7 @@ impl<A: Clone> TransactionLayer<A> {
                     if !matches!(tx.index, Index::Legacy(_)) {
                         tx.request = None;
                     }
-                    *to_tag = response.to().ok().and_then(|t| t.tag()).map(Into::into);
+                    *to_tag = tag();
                     if !tx.reliable {
                         tx.interval = t.t1();
                         tx.slots.arm_in(sched, Timer::G, now, t.t1());

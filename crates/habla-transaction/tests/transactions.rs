@@ -625,7 +625,9 @@ fn legacy_invite(branch: Option<&str>, cseq: u32) -> Message {
 /// matches with the To tag of the response sent; CANCEL finds its INVITE.
 #[test]
 fn rfc2543_requests_are_matched_by_headers() {
-    for branch in [None, Some("1234")] {
+    // The final response given as a message, or as bytes (the layer then
+    // reads the To tag the ACK must carry from them).
+    for (branch, as_bytes) in [(None, false), (Some("1234"), false), (None, true)] {
         let mut l = layer();
         let invite = legacy_invite(branch, 1);
         l.handle_message(at_ms(0), invite.clone(), udp(UAC))
@@ -655,7 +657,12 @@ fn rfc2543_requests_are_matched_by_headers() {
         );
         // Final 487 with To tag b1; the ACK carries that tag.
         let fin = response(&invite, 487, Some("b1"));
-        l.send_response(at_ms(800), key, fin.clone()).unwrap();
+        if as_bytes {
+            l.send_response_bytes(at_ms(800), key, 487, fin.to_bytes())
+                .unwrap();
+        } else {
+            l.send_response(at_ms(800), key, fin.clone()).unwrap();
+        }
         drain(&mut l);
         // An ACK with a wrong To tag does not match: it goes up unmatched.
         let mut wrong = Message::parse(ack_for_non_2xx(&invite, &fin).unwrap()).unwrap();

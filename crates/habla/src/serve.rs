@@ -693,16 +693,20 @@ fn terminate_signal() -> Terminate {
     Terminate(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok())
 }
 
-/// Sends a response built by this server (as bytes) in server transaction
-/// `key`.
+/// Sends a response built by this server (as bytes, from a
+/// `ResponseBuilder`) in server transaction `key`, without parsing it again.
 fn reply(io: &mut Io<'_>, key: TransactionKey, bytes: Bytes) {
-    match Message::parse_lazy(bytes, &Limits::default()) {
-        Ok(m) => {
-            if let Err(e) = io.send_response(key, m) {
-                tracing::debug!("response not sent: {e}");
-            }
-        }
-        Err(e) => tracing::warn!("built an unparsable response: {e}"),
+    // "SIP/2.0 200 OK": the builder writes the status line.
+    let code = bytes
+        .get(8..11)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse::<u16>().ok());
+    let Some(code) = code.filter(|_| bytes.starts_with(b"SIP/2.0 ")) else {
+        tracing::warn!("built a response without a status line");
+        return;
+    };
+    if let Err(e) = io.send_response_bytes(key, code, bytes) {
+        tracing::debug!("response not sent: {e}");
     }
 }
 

@@ -29,6 +29,7 @@ use habla_registrar::{
     Binding, Committed, LocationError, LocationService, MemoryLocationService, RegisterDecision,
 };
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -562,9 +563,33 @@ pub struct User {
 }
 
 /// Subscribers in the same database.
+///
+/// Lookups are cached: every authenticated request looks its user up, and
+/// a query costs more than the rest of the digest check. A cached answer
+/// (a user, or that there is none) is used while the database is
+/// unchanged: SQLite's `data_version`, which moves when any other
+/// connection (another `habla user` process included) commits, is read at
+/// most every [`USER_RECHECK`], so a change made elsewhere is seen within
+/// that. Changes made through this store clear the cache at once.
 pub struct UserStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    cache: Mutex<UserCache>,
+}
+
+/// How often a cached lookup checks that the database did not change.
+pub const USER_RECHECK: Duration = Duration::from_millis(250);
+
+/// Most lookups cached (beyond it the cache starts afresh): bounded, since
+/// unknown user names come from the network.
+const USER_CACHE: usize = 100_000;
+
+#[derive(Default)]
+struct UserCache {
+    /// The database's `data_version` the entries were read at.
+    version: Option<i64>,
+    checked: Option<Instant>,
+    entries: HashMap<(String, String), Option<User>>,
 }
 
 impl UserStore {
@@ -573,6 +598,7 @@ impl UserStore {
         Ok(UserStore {
             conn: Mutex::new(open(cfg)?),
             path: cfg.path.clone(),
+            cache: Mutex::default(),
         })
     }
 
@@ -587,22 +613,62 @@ impl UserStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn forget(&self) {
+        let mut c = relock(&self.cache);
+        c.entries.clear();
+        c.version = None;
+    }
+
     /// Adds or replaces a user; durable when it returns.
     pub fn put(&self, user: &User) -> Result<(), StoreError> {
-        self.conn()
+        let r = self
+            .conn()
             .execute(
                 "INSERT OR REPLACE INTO users (username, domain, ha1_md5, ha1_sha256)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![user.username, user.domain, user.ha1_md5, user.ha1_sha256],
             )
             .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e));
+        self.forget();
+        r
     }
 
-    /// Looks a user up.
+    /// Looks a user up (see the cache in [`UserStore`]).
     pub fn get(&self, username: &str, domain: &str) -> Result<Option<User>, StoreError> {
-        // Cached statement: this runs for every authenticated request, and
-        // compiling the SQL each time cost more than the lookup.
+        let now = Instant::now();
+        {
+            let mut c = relock(&self.cache);
+            if c.checked
+                .is_none_or(|t| now.duration_since(t) >= USER_RECHECK)
+            {
+                let version = self
+                    .conn()
+                    .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                    .map_err(|e| self.err(e))?;
+                if c.version != Some(version) {
+                    c.entries.clear();
+                    c.version = Some(version);
+                }
+                c.checked = Some(now);
+            }
+            if let Some(hit) = c.entries.get(&(username.to_owned(), domain.to_owned())) {
+                return Ok(hit.clone());
+            }
+        }
+        let found = self.query(username, domain)?;
+        let mut c = relock(&self.cache);
+        if c.entries.len() >= USER_CACHE {
+            c.entries.clear();
+        }
+        c.entries
+            .insert((username.to_owned(), domain.to_owned()), found.clone());
+        Ok(found)
+    }
+
+    fn query(&self, username: &str, domain: &str) -> Result<Option<User>, StoreError> {
+        // Cached statement: compiling the SQL each time cost more than the
+        // lookup.
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -624,13 +690,16 @@ impl UserStore {
 
     /// Removes a user; whether it existed.
     pub fn remove(&self, username: &str, domain: &str) -> Result<bool, StoreError> {
-        self.conn()
+        let r = self
+            .conn()
             .execute(
                 "DELETE FROM users WHERE username = ?1 AND domain = ?2",
                 params![username, domain],
             )
             .map(|n| n > 0)
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e));
+        self.forget();
+        r
     }
 
     /// Every user, sorted.

@@ -152,6 +152,45 @@ fn users_are_stored_as_hashes() {
     assert_eq!(users.get("alice", "example.org").unwrap(), None);
 }
 
+/// A server's cached lookups follow changes made by another connection
+/// (a `habla user` command in another process) within the recheck period,
+/// and changes made through the same store at once.
+#[test]
+fn user_lookups_follow_changes_made_elsewhere() {
+    let db = temp_db("usercache");
+    let cfg = StoreConfig::new(&db);
+    let server = UserStore::open(&cfg).unwrap();
+    let admin = UserStore::open(&cfg).unwrap();
+    let user = |ha1: &str| User {
+        username: "dave".into(),
+        domain: "example.org".into(),
+        ha1_md5: ha1.into(),
+        ha1_sha256: ha1.into(),
+    };
+    assert_eq!(server.get("dave", "example.org").unwrap(), None);
+    admin.put(&user("aa")).unwrap();
+    let seen = |want: Option<User>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let got = server.get("dave", "example.org").unwrap();
+            if got == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {got:?}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    // The unknown user was cached; the new one shows within the recheck.
+    seen(Some(user("aa")));
+    admin.put(&user("bb")).unwrap();
+    seen(Some(user("bb")));
+    assert!(admin.remove("dave", "example.org").unwrap());
+    seen(None);
+    // Through the same store: at once.
+    server.put(&user("cc")).unwrap();
+    assert_eq!(server.get("dave", "example.org").unwrap(), Some(user("cc")));
+}
+
 /// The child side of the crash test: registers users 0.. as fast as it can
 /// and prints `ack N` once registration N is durable, until it is killed.
 #[test]

@@ -131,9 +131,6 @@ pub enum Error {
     /// address family).
     #[error("no route to {1} over {0:?}")]
     NoRoute(Transport, SocketAddr),
-    /// A connection could not be opened.
-    #[error("cannot connect to {0}: {1}")]
-    Connect(SocketAddr, std::io::ErrorKind),
     /// The driver has stopped.
     #[error("the driver has stopped")]
     Stopped,

@@ -856,13 +856,12 @@ impl Net {
             }
             return;
         }
-        if let Some(c) = self
+        if self
             .connecting
-            .get_mut(&(flow.transport, flow.remote))
-            .filter(|c| c.flow.conn == flow.conn)
+            .get(&(flow.transport, flow.remote))
+            .is_some_and(|c| c.flow.conn == flow.conn)
         {
-            c.queued.push((bytes, key));
-            return;
+            return self.queue_for_connection((flow.transport, flow.remote), bytes, key);
         }
         let bytes = match self.shared.conns.try_send(flow.conn, bytes) {
             Ok(()) => return,
@@ -880,12 +879,30 @@ impl Net {
                 Some(f) => f,
                 None => self.connecting_flow(flow.transport, to),
             };
-            match self.connecting.get_mut(&(flow.transport, to)) {
-                Some(c) if c.flow.conn == flow.conn => c.queued.push((bytes, key)),
+            match self.connecting.get(&(flow.transport, to)) {
+                Some(c) if c.flow.conn == flow.conn => {
+                    self.queue_for_connection((flow.transport, to), bytes, key)
+                }
                 _ => self.write_stream(flow, bytes, key),
             }
         } else {
             self.send_failed(key);
+        }
+    }
+
+    /// Keeps what is to go over a connection being opened, as many
+    /// messages as a connection's write queue holds (beyond: the send
+    /// fails, as it would on an open connection that does not keep up).
+    fn queue_for_connection(
+        &mut self,
+        to: (Transport, SocketAddr),
+        bytes: Bytes,
+        key: Option<TransactionKey>,
+    ) {
+        let limit = self.shared.config.write_queue.max(1);
+        match self.connecting.get_mut(&to) {
+            Some(c) if c.queued.len() < limit => c.queued.push((bytes, key)),
+            _ => self.send_failed(key),
         }
     }
 

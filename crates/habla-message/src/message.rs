@@ -310,25 +310,30 @@ impl Message {
                 }
             } else {
                 // field-name = token, then optional white space and ':'.
-                let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
-                let mut i = name_end;
-                // Usually the colon follows the name at once.
-                if data.get(i) != Some(&b':') {
-                    while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
-                        i += 1;
+                let (name_end, name, i) = match HeaderName::known_before_colon(data, pos) {
+                    // The usual `Name:` (the colon is on this line: a known
+                    // name holds no CR or LF).
+                    Some((colon, name)) if colon < content_end => (colon, name, colon),
+                    _ => {
+                        let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
+                        let mut i = name_end;
+                        while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
+                            i += 1;
+                        }
+                        if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
+                            let line = data.get(pos..content_end).unwrap_or(&[]);
+                            return hard(Error::HeaderLine {
+                                line: line_no,
+                                reason: if crate::scan::find_byte(line, b':').is_some() {
+                                    "header name is not a token"
+                                } else {
+                                    "no ':' after the header name"
+                                },
+                            });
+                        }
+                        (name_end, name, i)
                     }
-                }
-                if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
-                    let line = data.get(pos..content_end).unwrap_or(&[]);
-                    return hard(Error::HeaderLine {
-                        line: line_no,
-                        reason: if crate::scan::find_byte(line, b':').is_some() {
-                            "header name is not a token"
-                        } else {
-                            "no ':' after the header name"
-                        },
-                    });
-                }
+                };
                 if fields.len() >= limits.max_headers {
                     return hard(Error::Limit {
                         what: LimitKind::HeaderCount,

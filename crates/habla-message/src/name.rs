@@ -179,6 +179,64 @@ fn letters_or_dash(w: u64) -> u64 {
     (letter | dash) & !w & HIGH
 }
 
+/// The index of the first ':' in the eight octets of `w` (little-endian),
+/// 8 if there is none. The lowest flagged octet of the zero-octet test is
+/// exact (a borrow only ever flags octets above a true zero).
+#[inline(always)]
+fn colon_index(w: u64) -> usize {
+    let x = w ^ (u64::from(b':') * ONES);
+    (((x.wrapping_sub(ONES) & !x & HIGH).trailing_zeros()) / 8) as usize
+}
+
+/// The low `k` octets of a word (`k` < 8).
+#[inline(always)]
+fn low_octets(k: usize) -> u64 {
+    (1u64 << (8 * (k & 7))) - 1
+}
+
+/// The known long name of `len` octets whose first `N` words (zero past
+/// the name) are `words` in any case, `Other` if none. Known names start and
+/// end with a letter, where `| 0x20` is the lower case the hash table was
+/// built with; for any other octet the hash only picks a bucket that cannot
+/// match.
+#[inline(always)]
+fn known_words<const N: usize>(len: usize, first: u8, last: u8, words: [u64; N]) -> HeaderName {
+    for &slot in &NAME_TABLE[bucket(len, first | 0x20, last | 0x20)] {
+        let Some(known) = (slot as usize)
+            .checked_sub(1)
+            .and_then(|i| NAME_WORDS.get(i))
+        else {
+            break;
+        };
+        if known.len as usize == len
+            && words
+                .iter()
+                .zip(&known.case)
+                .zip(&known.lower)
+                .all(|((w, c), l)| w | c == *l)
+        {
+            return known.name;
+        }
+    }
+    HeaderName::Other
+}
+
+/// The compact forms (RFC 3261 §7.3.3), by octet, in both cases; `Other`
+/// for every other octet.
+static COMPACT: [HeaderName; 256] = {
+    let mut t = [HeaderName::Other; 256];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let name = KNOWN[i].1;
+        if let Some(c) = name.compact() {
+            t[c as usize] = name;
+            t[(c as u8).to_ascii_uppercase() as usize] = name;
+        }
+        i += 1;
+    }
+    t
+};
+
 impl HeaderName {
     /// The header name at the start of the line `data[start..end]`: the end
     /// of its token (`field-name`) and the name it spells. Reads eight
@@ -251,6 +309,71 @@ impl HeaderName {
         (name_end, HeaderName::Other)
     }
 
+    /// The usual header line start, a known name (any case, long or
+    /// compact form) followed at once by ':' (RFC 3261 §7.3.1 allows white
+    /// space before the colon, but nobody sends it): the colon's position
+    /// and the name. The first ':' of the line is found by word arithmetic
+    /// and the octets before it compared with the one or two known names of
+    /// their hash bucket. `None` for anything else (white space before the
+    /// colon, an unknown or malformed name, no colon in the first 24
+    /// octets), which [`HeaderName::scan_at`] then handles. When this gives
+    /// `Some((colon, name))`, `scan_at` gives `(colon, name)` as well: a
+    /// known name is made of letters and '-' only, so its token ends at the
+    /// colon, and it is on the line (no CR or LF in it).
+    #[inline]
+    pub(crate) fn known_before_colon(data: &[u8], start: usize) -> Option<(usize, HeaderName)> {
+        // One branch per word the name spans, so that each compares only
+        // the words it loaded (the words of a known name past its length
+        // are zero, like the masked words here).
+        let w0 = crate::scan::load8(data, start)?;
+        let k = colon_index(w0);
+        let (len, name) = if k < 8 {
+            let name = match k {
+                0 => return None,
+                1 => COMPACT[(w0 & 0xff) as usize],
+                _ => known_words(
+                    k,
+                    w0 as u8,
+                    (w0 >> (8 * (k - 1))) as u8,
+                    [w0 & low_octets(k)],
+                ),
+            };
+            (k, name)
+        } else {
+            let w1 = crate::scan::load8(data, start + 8)?;
+            let k = colon_index(w1);
+            if k < 8 {
+                let last = if k == 0 {
+                    w0 >> 56
+                } else {
+                    w1 >> (8 * (k - 1))
+                } as u8;
+                let len = 8 + k;
+                (
+                    len,
+                    known_words(len, w0 as u8, last, [w0, w1 & low_octets(k)]),
+                )
+            } else {
+                let w2 = crate::scan::load8(data, start + 16)?;
+                let k = colon_index(w2);
+                if k == 8 {
+                    return None;
+                }
+                let last = if k == 0 {
+                    w1 >> 56
+                } else {
+                    w2 >> (8 * (k - 1))
+                } as u8;
+                let len = 16 + k;
+                (
+                    len,
+                    known_words(len, w0 as u8, last, [w0, w1, w2 & low_octets(k)]),
+                )
+            }
+        };
+        (name != HeaderName::Other).then_some((start + len, name))
+    }
+
     fn scan_slow(data: &[u8], start: usize, end: usize) -> (usize, HeaderName) {
         let line = data.get(start..end).unwrap_or(&[]);
         let len = line
@@ -265,11 +388,11 @@ impl HeaderName {
 }
 
 /// A known name as three little-endian words: a received name `w` matches
-/// when `(w & keep) | case == lower` for each word (`case` folds the case
+/// when `w | case == lower` for each word, octets past the name zeroed (`case` folds the case
 /// of letters only, so that `-` matches nothing but itself).
 struct NameWords {
     len: u8,
-    keep: [u64; 3],
+    name: HeaderName,
     case: [u64; 3],
     lower: [u64; 3],
 }
@@ -278,7 +401,7 @@ const fn build_words() -> [NameWords; KNOWN.len()] {
     let mut out = [const {
         NameWords {
             len: 0,
-            keep: [0; 3],
+            name: HeaderName::Other,
             case: [0; 3],
             lower: [0; 3],
         }
@@ -291,11 +414,11 @@ const fn build_words() -> [NameWords; KNOWN.len()] {
             "header names longer than 24 octets need a fourth word"
         );
         out[i].len = n.len() as u8;
+        out[i].name = KNOWN[i].1;
         let mut j = 0;
         while j < n.len() {
             let c = n[j];
             let (w, sh) = (j / 8, (j % 8) * 8);
-            out[i].keep[w] |= 0xff << sh;
             if c.is_ascii_alphabetic() {
                 out[i].case[w] |= 0x20 << sh;
                 out[i].lower[w] |= (c.to_ascii_lowercase() as u64) << sh;
@@ -453,5 +576,122 @@ mod tests {
             assert_eq!(HeaderName::parse(&c.to_string()), n);
             assert_eq!(n.compact(), Some(c));
         }
+    }
+
+    /// `known_before_colon` against `scan_at`: whenever it answers, the
+    /// line scan's general path gives the same name and name end with the
+    /// colon right after; it answers for every known name so written.
+    #[test]
+    fn known_before_colon_agrees_with_scan_at() {
+        let check = |data: &[u8]| {
+            let general = HeaderName::scan_at(data, 0, data.len());
+            let fast = HeaderName::known_before_colon(data, 0);
+            if let Some((colon, name)) = fast {
+                assert_eq!(
+                    general,
+                    (colon, name),
+                    "{:?}",
+                    String::from_utf8_lossy(data)
+                );
+                assert_eq!(data[colon], b':');
+                assert_ne!(name, HeaderName::Other);
+            } else {
+                // Not missed: a known name before ':' whose words (the
+                // name and the colon) are all in the buffer.
+                assert!(
+                    general.1 == HeaderName::Other
+                        || data.get(general.0) != Some(&b':')
+                        || general.0 >= 24
+                        || data.len() < (general.0 / 8 + 1) * 8,
+                    "missed {:?}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+            fast
+        };
+        let tail = b": value and more octets after the name\r\n";
+        for &(canonical, name) in KNOWN {
+            let mut spellings = vec![
+                canonical.to_string(),
+                canonical.to_ascii_lowercase(),
+                canonical.to_ascii_uppercase(),
+            ];
+            if let Some(c) = name.compact() {
+                spellings.push(c.to_string());
+                spellings.push(c.to_ascii_uppercase().to_string());
+            }
+            for spelled in spellings {
+                let mut buf = spelled.clone().into_bytes();
+                buf.extend_from_slice(tail);
+                assert_eq!(check(&buf), Some((spelled.len(), name)), "{spelled}");
+                // Near misses: white space before the colon, one octet
+                // changed or added, '-' for CR.
+                for variant in [
+                    format!("{spelled} "),
+                    format!("{spelled}\t"),
+                    format!("{spelled}x"),
+                    format!("x{spelled}"),
+                    format!("{spelled}1"),
+                    format!("{spelled}_"),
+                    spelled.replace('-', "\r"),
+                    spelled.replace('-', "_"),
+                    spelled.replace('-', "\r\n"),
+                ] {
+                    let mut buf = variant.into_bytes();
+                    buf.extend_from_slice(tail);
+                    check(&buf);
+                    // Cut short: no word to load past the end.
+                    for cut in 0..buf.len().min(30) {
+                        check(&buf[..cut]);
+                    }
+                }
+                for k in 0..spelled.len() {
+                    for c in [
+                        0u8,
+                        b'\n',
+                        b'\r',
+                        b' ',
+                        b':',
+                        b'@',
+                        0x80,
+                        0xc3,
+                        b'A' - 1,
+                        b'Z' + 1,
+                        b'a' - 1,
+                        b'z' + 1,
+                        b'-' ^ 0x20,
+                    ] {
+                        let mut buf = spelled.clone().into_bytes();
+                        buf[k] = c;
+                        buf.extend_from_slice(tail);
+                        check(&buf);
+                        let mut buf = spelled.clone().into_bytes();
+                        buf[k] ^= 0x20;
+                        buf.extend_from_slice(tail);
+                        check(&buf);
+                    }
+                }
+            }
+        }
+        // Every single octet before ':' (compact forms and the rest).
+        for c in 0..=255u8 {
+            let mut buf = vec![c];
+            buf.extend_from_slice(tail);
+            let fast = check(&buf);
+            assert_eq!(
+                fast.is_some(),
+                HeaderName::parse_bytes(&[c]) != HeaderName::Other && is_token_octet(c),
+                "{c}"
+            );
+        }
+        // No colon within the first three words, or none at all.
+        check(b"Proxy-Authorization-And-More: x\r\n");
+        check(b"Via");
+        check(b"Via\r\nX: y\r\n\r\n");
+        check(b"To\r\n: y\r\n\r\n");
+    }
+
+    fn is_token_octet(c: u8) -> bool {
+        crate::scan::is_token(c)
     }
 }

@@ -40,6 +40,7 @@ mod builder;
 mod error;
 mod framing;
 mod headers;
+mod lines;
 mod message;
 mod method;
 mod name;

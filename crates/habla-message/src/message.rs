@@ -4,6 +4,7 @@
 
 use crate::error::{Error, LimitKind, ParseError};
 use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameAddr, Via};
+use crate::lines::LineFeeds;
 use crate::scan::{is_token, parse_u32};
 use crate::text::Sub;
 use crate::{HeaderName, Method, SipStr, Uri};
@@ -255,8 +256,11 @@ impl Message {
         // The header section may not extend past this position.
         let head_limit = msg_start.saturating_add(limits.max_header_size);
 
+        // The line feeds from the start line on, and whether the octets
+        // passed are ASCII.
+        let mut lines = LineFeeds::new(data, msg_start);
         // The start line.
-        let (start_content_end, next) = line_end(data, pos);
+        let (start_content_end, next) = line_end(&mut lines, data, pos);
         if next > head_limit {
             return hard(Error::Limit {
                 what: LimitKind::HeaderSize,
@@ -276,7 +280,7 @@ impl Message {
         let mut line_no = 1usize;
         while pos < data.len() {
             line_no += 1;
-            let (content_end, next) = line_end(data, pos);
+            let (content_end, next) = line_end(&mut lines, data, pos);
             if next > head_limit {
                 return hard(Error::Limit {
                     what: LimitKind::HeaderSize,
@@ -368,7 +372,11 @@ impl Message {
         }
         // Validate UTF-8 once; every later slice is then a `str`.
         let head_bytes = data.get(..head_end_lines).unwrap_or(&[]);
-        let head = if is_ascii(head_bytes) {
+        // (The octets before `msg_start` are CR and LF.)
+        let ascii = lines
+            .ascii_until(head_end_lines)
+            .unwrap_or_else(|| head_bytes.is_ascii());
+        let head = if ascii {
             SipStr::from_ascii(buf.slice(..head_end_lines))
         } else {
             match SipStr::from_utf8(buf.slice(..head_end_lines)) {
@@ -1145,13 +1153,6 @@ fn parse_content_length(
         .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
 }
 
-/// Whether every octet is below 0x80 (an OR of all of them, which the
-/// compiler turns into vector code).
-#[inline]
-fn is_ascii(b: &[u8]) -> bool {
-    b.iter().fold(0u8, |acc, &c| acc | c) < 0x80
-}
-
 #[inline]
 fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
     while end > start && matches!(data.get(end - 1), Some(&(SP | b'\t'))) {
@@ -1164,10 +1165,9 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
 /// CRLF), and the start of the next line (`data.len()` for the last line
 /// when it has no terminator).
 #[inline]
-fn line_end(data: &[u8], pos: usize) -> (usize, usize) {
-    match data.get(pos..).and_then(|r| memchr::memchr(b'\n', r)) {
-        Some(i) => {
-            let nl = pos + i;
+fn line_end(lines: &mut LineFeeds<'_>, data: &[u8], pos: usize) -> (usize, usize) {
+    match lines.next_lf(pos) {
+        Some(nl) => {
             let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
                 nl - 1
             } else {

@@ -217,25 +217,23 @@ impl Message {
     }
 
     /// [`Message::parse`] with explicit limits.
+    #[inline]
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        // Returns the result of `parse_lazy` as it is when valid.
-        let mut r = Message::parse_lazy(buf, limits);
-        let invalid = match &r {
-            Ok(m) => m.validate().err(),
-            Err(_) => None,
-        };
-        if let Some(e) = invalid {
-            if let Ok(m) = r {
-                r = Err(ParseError::new(e, Some(m)));
-            }
-        }
-        r
+        Message::parse_inner(buf, limits, true)
     }
 
     /// Frames the message and splits its lines, parsing no header value:
     /// every typed accessor then parses on first use and reports its own
     /// errors. Use [`Message::validate`] to check the mandatory headers.
+    #[inline]
     pub fn parse_lazy(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        Message::parse_inner(buf, limits, false)
+    }
+
+    /// [`Message::parse_lazy`], then [`Message::validate`] if `validate`:
+    /// one function, so that the message is moved into the caller's result
+    /// once (not into this function's result, then into the caller's).
+    fn parse_inner(buf: Bytes, limits: &Limits, validate: bool) -> Result<Message, ParseError> {
         let hard = |e| Err(ParseError::new(e, None));
         if buf.len() > limits.max_message_size {
             return hard(Error::Limit {
@@ -449,6 +447,11 @@ impl Message {
                 },
                 Some(m),
             ));
+        }
+        if validate {
+            if let Err(e) = m.validate() {
+                return Err(ParseError::new(e, Some(m)));
+            }
         }
         Ok(m)
     }

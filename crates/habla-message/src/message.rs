@@ -1237,11 +1237,7 @@ fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Optio
             if first > 0
                 && first + 1 < uri_end
                 && b.get(first) == Some(&SP)
-                && !b
-                    .get(first + 1..uri_end)
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|&c| c == SP || c == b'\t')
+                && !crate::scan::has_sp_or_htab(b.get(first + 1..uri_end).unwrap_or(&[]))
             {
                 if let Some(method) = line.get(..first).and_then(|m| Method::parse_in(m, head)) {
                     return Ok((

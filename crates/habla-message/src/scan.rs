@@ -364,6 +364,25 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Whether `b` holds SP or HTAB, eight octets at a time (the zero-octet
+/// test on `w ^ SP` and `w ^ HTAB`: a borrow only flags octets above a true
+/// zero, so "any" is exact).
+#[inline]
+pub(crate) fn has_sp_or_htab(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    for c in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        let sp = w ^ (u64::from(b' ') * ONES);
+        let ht = w ^ (u64::from(b'\t') * ONES);
+        if ((sp.wrapping_sub(ONES) & !sp) | (ht.wrapping_sub(ONES) & !ht)) & HIGH != 0 {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|&c| c == b' ' || c == b'\t')
+}
+
 /// Position of the first `b` in `hay`. Header values are short: a plain
 /// loop beats a SIMD search's set-up below a few dozen octets.
 #[inline]
@@ -679,6 +698,33 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&v)
             );
+        }
+    }
+
+    #[test]
+    fn sp_or_htab_anywhere() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for c in [
+                    b' ',
+                    b'\t',
+                    b'!',
+                    b'\x08',
+                    b'\x0a',
+                    b'\x1f',
+                    b'\x21',
+                    0xa0,
+                    0x89,
+                    0x20 ^ 0x80,
+                ] {
+                    let mut v = vec![b'a'; len];
+                    if at < len {
+                        v[at] = c;
+                    }
+                    let want = v.iter().any(|&c| c == b' ' || c == b'\t');
+                    assert_eq!(has_sp_or_htab(&v), want, "{v:?}");
+                }
+            }
         }
     }
 

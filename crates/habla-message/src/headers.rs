@@ -296,13 +296,23 @@ impl NameAddr {
         }
         // b[i] is '<'.
         let u0 = i + 1;
-        let close = u0 + memchr::memchr(b'>', b.get(u0..)?)?;
-        if matches!(b.get(u0), Some(b' ' | b'\t'))
-            || matches!(b.get(close.wrapping_sub(1)), Some(b' ' | b'\t'))
-        {
-            return None;
-        }
-        let uri = Uri::parse_in(src, Sub::new(base + u0, base + close)).ok()?;
+        // The usual SIP URI, scanned up to its '>' (which none of its parts
+        // holds: the first '>'); any other URI is found by the '>' first.
+        let (uri, close) = match Uri::parse_sip_until(src, base + u0, b'>') {
+            Some((uri, close)) if close < base + b.len() => (uri, close - base),
+            _ => {
+                let close = u0 + memchr::memchr(b'>', b.get(u0..)?)?;
+                if matches!(b.get(u0), Some(b' ' | b'\t'))
+                    || matches!(b.get(close.wrapping_sub(1)), Some(b' ' | b'\t'))
+                {
+                    return None;
+                }
+                (
+                    Uri::parse_in(src, Sub::new(base + u0, base + close)).ok()?,
+                    close,
+                )
+            }
+        };
         let after = close + 1;
         let (end, tag) = fast_params(b, after, b"tag")?;
         if end != b.len() {
@@ -920,6 +930,21 @@ mod tests {
         "<sip:a@b:65536>",
         "<sip:a@b:0>",
         "<sip:host:5060;maddr=x@y>",
+        "<sip:host>",
+        "<sip:a@b>>",
+        "<sip:a@b;lr>;tag=x",
+        "<sip:a@1.2.3.4>",
+        "<sip:a@1.2.3.04>",
+        "<sip:a>b@c>",
+        "<sip:a@b\r\n >",
+        "<sips:a@b>",
+        "<SIP:a@b:5060;lr>",
+        "<sip:a@b?x=y>",
+        "<sip:@b>",
+        "<sip:a@b:>",
+        "<sip:a@b;x=>",
+        "<sip:a@b;=x>",
+        "<sip:a@b;x=y",
         "<tel:+1-201-555-0123>",
         "<urn:x>",
         "sip:bob@b;tag=1",

@@ -144,6 +144,18 @@ const fn build_classes() -> [u8; 256] {
 
 static CLASSES: [u8; 256] = build_classes();
 
+/// `user` characters besides escapes, for tables built at compile time.
+pub(crate) const fn is_user_const(c: u8) -> bool {
+    CLASSES_CONST[c as usize] & class::USER != 0
+}
+
+/// `paramchar` characters, for tables built at compile time.
+pub(crate) const fn is_uri_param_const(c: u8) -> bool {
+    CLASSES_CONST[c as usize] & class::URI_PARAM != 0
+}
+
+const CLASSES_CONST: [u8; 256] = build_classes();
+
 /// Host name characters: 0 for others, 1 for alphanumerics, `-` and `_`,
 /// 3 for `.`, so that one load tells both whether a character belongs to
 /// the name and whether it is a dot.

@@ -1,7 +1,7 @@
 //! URIs: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966) and any other
 //! absolute URI carried opaquely (RFC 3261 §25.1 `absoluteURI`).
 
-use crate::params::{check_escapes, is_uri_param_char, scan_uri_params, Params};
+use crate::params::{check_escapes, scan_uri_params, Params};
 use crate::scan::{class, find_byte, is, Scanner};
 use crate::text::Sub;
 use crate::{Error, SipStr};
@@ -202,12 +202,15 @@ pub(crate) fn fast_host_port(
     let double_dot;
     (i, double_dot) = crate::scan::host_name_end(b, i);
     let host = b.get(start..i)?;
-    let kind = if first.is_ascii_digit() && host.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-        HostKind::Ipv4(parse_ipv4(host)?)
-    } else if double_dot {
-        return None;
-    } else {
-        HostKind::Name
+    // A name made of digits and dots must be an IPv4 address; try the
+    // address first (one pass when it is one).
+    let kind = match first.is_ascii_digit().then(|| parse_ipv4(host)).flatten() {
+        Some(a) => HostKind::Ipv4(a),
+        None if first.is_ascii_digit() && host.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
+            return None
+        }
+        None if double_dot => return None,
+        None => HostKind::Name,
     };
     let host_end = i;
     let mut port = None;
@@ -235,35 +238,40 @@ pub(crate) fn fast_host_port(
 
 /// A dotted-quad IPv4 address as `std` parses it (four decimal octets of
 /// one to three digits, no leading zero, at most 255), without its generic
-/// parser.
+/// parser: one pass over the octets.
+#[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut n = 0;
-    let mut i = 0;
-    loop {
-        let start = i;
-        let mut v = 0u32;
-        while let Some(&c) = b.get(i) {
-            if !c.is_ascii_digit() || i - start == 3 {
-                break;
+    let mut v = 0u32;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 {
+                return None;
             }
-            v = v * 10 + u32::from(c - b'0');
-            i += 1;
+            *octets.get_mut(n)? = v as u8;
+            n += 1;
+            v = 0;
+            digits = 0;
+        } else {
+            let d = c.wrapping_sub(b'0');
+            // A digit; no leading zero (a first digit 0 followed by more).
+            if d > 9 || (digits > 0 && v == 0) {
+                return None;
+            }
+            v = v * 10 + u32::from(d);
+            digits += 1;
+            if v > 255 {
+                return None;
+            }
         }
-        let len = i - start;
-        if len == 0 || (len > 1 && b.get(start) == Some(&b'0')) || v > 255 {
-            return None;
-        }
-        *octets.get_mut(n)? = v as u8;
-        n += 1;
-        if n == 4 {
-            return (i == b.len()).then(|| Ipv4Addr::from(octets));
-        }
-        if b.get(i) != Some(&b'.') {
-            return None;
-        }
-        i += 1;
     }
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Scans `[":" port]`.
@@ -299,23 +307,22 @@ impl Uri {
     /// Parses the URI at `all` inside `src` (a name-addr, say), keeping
     /// `src` shared.
     pub(crate) fn parse_in(src: &SipStr, all: Sub) -> Result<Uri, Error> {
-        let s = all.get(src);
-        // Fast path: `sip:` / `sips:` in any case.
-        let b = s.as_bytes();
-        if let Some(&[x, y, z, c]) = b.get(..4) {
-            if x | 0x20 == b's' && y | 0x20 == b'i' && z | 0x20 == b'p' {
-                let sips = c | 0x20 == b's' && b.get(4) == Some(&b':');
-                if c == b':' || sips {
-                    let from = if sips { 5 } else { 4 };
-                    let base = Sub::of(src, s).start();
-                    if let Some(u) = sip_fast(src, all, b, base, from, sips) {
-                        return Ok(Uri::Sip(u));
-                    }
-                    return parse_sip(src, all, from, sips)
-                        .map(Uri::Sip)
-                        .map_err(|r| Error::uri(s, r));
+        // Fast path: the usual SIP URI, read from the octets (it accepts
+        // ASCII only, so a span that is not a `str` slice goes on to the
+        // general path and its error).
+        if let Some(b) = src.as_bytes().get(all.start()..all.end()) {
+            if let Some(from) = sip_scheme(b) {
+                if let Some((u, _)) = sip_fast(src, b, all.start(), from, None) {
+                    return Ok(Uri::Sip(u));
                 }
             }
+        }
+        let s = all.get(src);
+        let b = s.as_bytes();
+        if let Some(from) = sip_scheme(b) {
+            return parse_sip(src, all, from, from == 5)
+                .map(Uri::Sip)
+                .map_err(|r| Error::uri(s, r));
         }
         let Some(colon) = find_byte(s.as_bytes(), b':') else {
             return Err(Error::uri(
@@ -511,29 +518,78 @@ fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri
     })
 }
 
+/// The position after `sip:` or `sips:` (scheme in any case) at the start
+/// of `b`, if it starts so.
+#[inline]
+fn sip_scheme(b: &[u8]) -> Option<usize> {
+    let &[x, y, z, c] = b.get(..4)? else {
+        return None;
+    };
+    if x | 0x20 != b's' || y | 0x20 != b'i' || z | 0x20 != b'p' {
+        return None;
+    }
+    if c == b':' {
+        Some(4)
+    } else if c | 0x20 == b's' && b.get(4) == Some(&b':') {
+        Some(5)
+    } else {
+        None
+    }
+}
+
+/// Octets the usual SIP URI's user part is made of: `user` characters
+/// without escapes (RFC 3261 §25.1: unreserved / user-unreserved).
+static USER_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i != b'%' as usize && crate::scan::is_user_const(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Octets of the usual SIP URI's parameters: `paramchar` without escapes
+/// (RFC 3261 §19.1.1: param-unreserved / unreserved).
+static PARAM_PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i != b'%' as usize && crate::scan::is_uri_param_const(i as u8);
+        i += 1;
+    }
+    t
+};
+
 /// The usual SIP URI, `[user@]host[:port][;param[=value]]*` with no escape,
-/// password, IPv6 reference or URI headers, in one pass over `b` (the URI,
-/// at `base` in `src`): the same `SipUri` as the general path, or `None`
-/// for it to handle every other form.
+/// password, IPv6 reference or URI headers, in one pass over `b` (starting
+/// with the scheme, at `base` in `src`; `from` is the position after the
+/// scheme's ':'). With `end` `None`, the URI is all of `b`; with `Some(c)`,
+/// it ends at the first octet outside its grammar, which must be `c` (an
+/// octet none of its parts holds, such as the '>' of a name-addr), so that
+/// the URI found is the one the general path parses from the text up to
+/// the first `c`. Returns the URI and its length: the same `SipUri` as the
+/// general path, or `None` for it to handle every other form.
 #[inline]
 fn sip_fast(
     src: &SipStr,
-    all: Sub,
     b: &[u8],
     base: usize,
     from: usize,
-    secure: bool,
-) -> Option<SipUri> {
+    end: Option<u8>,
+) -> Option<(SipUri, usize)> {
     let mut i = from;
-    while b.get(i).is_some_and(|&c| c != b'%' && is(c, class::USER)) {
+    while b.get(i).is_some_and(|&c| USER_PLAIN[c as usize]) {
         i += 1;
     }
-    let (user, host_start) = match b.get(i) {
+    let stop = b.get(i).copied();
+    let (user, host_start) = match stop {
         Some(b'@') if i > from => (Some(Sub::new(base + from, base + i)), i + 1),
         // No '@' can follow: the user scan stopped at the end, at ':' (a
         // port: digits, then parameters, which hold no '@'), or at a
         // character the host scan will refuse.
-        None | Some(b':') => (None, from),
+        Some(b':') => (None, from),
+        _ if stop == end => (None, from),
         _ => return None,
     };
     let (host_end, host_kind, port, after) = fast_host_port(b, host_start)?;
@@ -542,7 +598,7 @@ fn sip_fast(
     while b.get(j) == Some(&b';') {
         j += 1;
         let n0 = j;
-        while b.get(j).is_some_and(|&c| c != b'%' && is_uri_param_char(c)) {
+        while b.get(j).is_some_and(|&c| PARAM_PLAIN[c as usize]) {
             j += 1;
         }
         if j == n0 {
@@ -551,7 +607,7 @@ fn sip_fast(
         if b.get(j) == Some(&b'=') {
             j += 1;
             let v0 = j;
-            while b.get(j).is_some_and(|&c| c != b'%' && is_uri_param_char(c)) {
+            while b.get(j).is_some_and(|&c| PARAM_PLAIN[c as usize]) {
                 j += 1;
             }
             if j == v0 {
@@ -559,21 +615,38 @@ fn sip_fast(
             }
         }
     }
-    if j != b.len() {
+    if b.get(j).copied() != end {
         return None;
     }
-    Some(SipUri {
-        secure,
-        user,
-        password: None,
-        host: Sub::new(base + host_start, base + host_end),
-        host_kind,
-        port,
-        params: Sub::new(base + after, base + j),
-        headers: Sub::new(base + j, base + j),
-        src: src.clone(),
-        all,
-    })
+    Some((
+        SipUri {
+            secure: from == 5,
+            user,
+            password: None,
+            host: Sub::new(base + host_start, base + host_end),
+            host_kind,
+            port,
+            params: Sub::new(base + after, base + j),
+            headers: Sub::new(base + j, base + j),
+            src: src.clone(),
+            all: Sub::new(base, base + j),
+        },
+        j,
+    ))
+}
+
+impl Uri {
+    /// The usual SIP URI at `src[start..]`, ended by the octet `end` (one
+    /// that no part of it holds, such as a name-addr's '>'): the URI and
+    /// the position of `end`, or `None` for the general path. Gives the
+    /// same URI as [`Uri::parse_in`] on the text up to the first `end`.
+    #[inline]
+    pub(crate) fn parse_sip_until(src: &SipStr, start: usize, end: u8) -> Option<(Uri, usize)> {
+        let b = src.as_bytes().get(start..)?;
+        let from = sip_scheme(b)?;
+        let (u, len) = sip_fast(src, b, start, from, Some(end))?;
+        Some((Uri::Sip(u), start + len))
+    }
 }
 
 fn parse_tel(src: &SipStr, all: Sub, from: usize) -> Result<TelUri, &'static str> {
@@ -862,6 +935,124 @@ mod tests {
 
     fn u(s: &str) -> Uri {
         Uri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// The one-pass SIP URI path against the general one on combinations
+    /// of the parts' usual and unusual forms: whenever it answers, every
+    /// span is the general path's; ended by '>' (as in a name-addr), it
+    /// answers exactly as the general path on the text up to the first '>'.
+    #[test]
+    fn sip_fast_path_agrees_with_the_general_path() {
+        let schemes = ["sip:", "sips:", "SIP:", "sIpS:"];
+        let users = [
+            "",
+            "bob@",
+            "alice.b-c_d!~*'()&=+$,;?/@",
+            "%41@",
+            "@",
+            "a:b@",
+            "a b@",
+            "a>b@",
+            "a@b@",
+            "é@",
+        ];
+        let hosts = [
+            "biloxi.example.com",
+            "192.0.2.101",
+            "1.2.3.04",
+            "1.2.3.256",
+            "1and1.com",
+            "a..b",
+            ".a",
+            "-a",
+            "a-",
+            "[::1]",
+            "h_x",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "9",
+            "",
+            "a.b.c.d.e.f.g.h.i.j",
+            "x>y",
+        ];
+        let ports = [
+            "",
+            ":5060",
+            ":65535",
+            ":65536",
+            ":",
+            ":0",
+            ":00005060",
+            ":5x",
+        ];
+        let params = [
+            "",
+            ";lr",
+            ";transport=udp",
+            ";x=",
+            ";=y",
+            ";a;b=c",
+            ";p=%41",
+            ";maddr=[::1]",
+            ";a=b:c",
+            ";",
+            ";a@b",
+            ";a>b",
+        ];
+        let headers = ["", "?h=v", "?", "?a=b&c=d"];
+        let tails = ["", ">", ">;tag=1", "> ", ">>"];
+        let mut fast_count = 0;
+        for scheme in schemes {
+            for user in users {
+                for host in hosts {
+                    for port in ports {
+                        for param in params {
+                            for header in headers {
+                                let uri = format!("{scheme}{user}{host}{port}{param}{header}");
+                                let src = SipStr::from(uri.as_str());
+                                let all = Sub::new(0, src.len());
+                                let b = src.as_bytes();
+                                if let Some(from) = sip_scheme(b) {
+                                    if let Some((fast, len)) = sip_fast(&src, b, 0, from, None) {
+                                        fast_count += 1;
+                                        assert_eq!(len, b.len());
+                                        let general = parse_sip(&src, all, from, from == 5)
+                                            .unwrap_or_else(|e| panic!("{uri}: {e}"));
+                                        assert_eq!(
+                                            format!("{fast:?}"),
+                                            format!("{general:?}"),
+                                            "{uri}"
+                                        );
+                                    }
+                                }
+                                for tail in tails {
+                                    let text = format!("{uri}{tail}");
+                                    let src = SipStr::from(text.as_str());
+                                    let Some((fast, close)) = Uri::parse_sip_until(&src, 0, b'>')
+                                    else {
+                                        continue;
+                                    };
+                                    let first = text.find('>').expect("ended by '>'");
+                                    assert_eq!(close, first, "{text}");
+                                    let from = sip_scheme(src.as_bytes()).expect("sip");
+                                    let general =
+                                        parse_sip(&src, Sub::new(0, first), from, from == 5)
+                                            .map(Uri::Sip)
+                                            .unwrap_or_else(|e| panic!("{text}: {e}"));
+                                    assert_eq!(
+                                        format!("{fast:?}"),
+                                        format!("{general:?}"),
+                                        "{text}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(fast_count > 1000, "{fast_count}");
     }
 
     #[test]

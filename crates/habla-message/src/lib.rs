@@ -46,6 +46,7 @@ mod method;
 mod name;
 mod params;
 mod scan;
+mod simd;
 mod text;
 mod uri;
 

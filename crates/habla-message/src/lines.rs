@@ -9,6 +9,8 @@
 //! arithmetic instead of a search per line, and the ASCII check is an OR of
 //! masks instead of a second pass.
 
+use crate::simd::lf_high_masks;
+
 /// Octets per block: one bit of a `u64` each.
 const BLOCK: usize = 64;
 
@@ -20,7 +22,7 @@ fn block_masks(data: &[u8], at: usize) -> (u64, u64) {
         .get(at..at.saturating_add(BLOCK))
         .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
     {
-        Some(c) => masks(c),
+        Some(c) => lf_high_masks(c),
         None => {
             // The last, partial block: zeros are neither LF nor high.
             let mut c = [0u8; BLOCK];
@@ -28,68 +30,9 @@ fn block_masks(data: &[u8], at: usize) -> (u64, u64) {
             if let Some(head) = c.get_mut(..rest.len()) {
                 head.copy_from_slice(rest);
             }
-            masks(&c)
+            lf_high_masks(&c)
         }
     }
-}
-
-/// The LF and high-bit masks of 64 octets, with SSE2 (part of every
-/// x86_64 CPU): a compare and two `pmovmskb` per 16 octets.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn masks(c: &[u8; BLOCK]) -> (u64, u64) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-    };
-    let mut lf = 0u64;
-    let mut high = 0u64;
-    for (k, chunk) in c.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is in the x86_64 baseline, so these instructions
-        // exist on every CPU this code is compiled for; `_mm_loadu_si128`
-        // reads the 16 octets of `chunk` (`chunks_exact(16)` gives exactly
-        // 16) and has no alignment requirement. Nothing else is unsafe.
-        let (l, h) = unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-            let nl = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
-            (_mm_movemask_epi8(nl), _mm_movemask_epi8(v))
-        };
-        // `pmovmskb` sets only the low 16 bits.
-        lf |= u64::from(l as u16) << (16 * k);
-        high |= u64::from(h as u16) << (16 * k);
-    }
-    (lf, high)
-}
-
-/// The same masks by word arithmetic, for other targets.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn masks(c: &[u8; BLOCK]) -> (u64, u64) {
-    masks_swar(c)
-}
-
-/// [`masks`] eight octets at a time without SIMD instructions: the exact
-/// zero-octet test on `w ^ LF` (no borrow crosses octets), then the high
-/// bit of each octet gathered into eight bits by one multiplication.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-#[inline(always)]
-fn masks_swar(c: &[u8; BLOCK]) -> (u64, u64) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Moves bit 7 of octet k to bit 56 + k (no two partial products meet).
-    const GATHER: u64 = 0x0102_0408_1020_4080;
-    let gather = |m: u64| ((m >> 7) & ONES).wrapping_mul(GATHER) >> 56;
-    let mut lf = 0u64;
-    let mut high = 0u64;
-    for (k, chunk) in c.chunks_exact(8).enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(b);
-        let x = w ^ (u64::from(b'\n') * ONES);
-        let zero = !(((x & !HIGH) + !HIGH) | x) & HIGH;
-        lf |= gather(zero) << (8 * k);
-        high |= gather(w & HIGH) << (8 * k);
-    }
-    (lf, high)
 }
 
 /// Finds line feeds in order, from a starting position on.
@@ -159,42 +102,6 @@ impl<'a> LineFeeds<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reference(c: &[u8; BLOCK]) -> (u64, u64) {
-        let mut lf = 0;
-        let mut high = 0;
-        for (i, &b) in c.iter().enumerate() {
-            lf |= u64::from(b == b'\n') << i;
-            high |= u64::from(b >= 0x80) << i;
-        }
-        (lf, high)
-    }
-
-    #[test]
-    fn masks_match_the_octets() {
-        let mut seed = 7u64;
-        let alphabet = [b'\n', b'\r', b'a', 0x0b, 0x09, 0x00, 0x80, 0xff, 0x8a, 0x7f];
-        for round in 0..5000 {
-            let mut c = [0u8; BLOCK];
-            for b in c.iter_mut() {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                *b = if round % 2 == 0 {
-                    alphabet[(seed >> 33) as usize % alphabet.len()]
-                } else {
-                    (seed >> 56) as u8
-                };
-            }
-            assert_eq!(masks(&c), reference(&c), "{c:?}");
-            assert_eq!(masks_swar(&c), reference(&c), "{c:?}");
-        }
-        for v in 0..=255u8 {
-            let c = [v; BLOCK];
-            assert_eq!(masks(&c), reference(&c), "{v}");
-            assert_eq!(masks_swar(&c), reference(&c), "{v}");
-        }
-    }
 
     #[test]
     fn line_feeds_in_order_and_ascii() {

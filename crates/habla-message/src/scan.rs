@@ -156,26 +156,6 @@ pub(crate) const fn is_uri_param_const(c: u8) -> bool {
 
 const CLASSES_CONST: [u8; 256] = build_classes();
 
-/// Host name characters: 0 for others, 1 for alphanumerics, `-` and `_`,
-/// 3 for `.`, so that one load tells both whether a character belongs to
-/// the name and whether it is a dot.
-static HOST: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        t[i] = if c == b'.' {
-            3
-        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-            1
-        } else {
-            0
-        };
-        i += 1;
-    }
-    t
-};
-
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -187,59 +167,46 @@ pub(crate) fn load8(b: &[u8], i: usize) -> Option<u64> {
         .map(u64::from_le_bytes)
 }
 
-/// The high bit of each octet of `w` that is an ASCII letter, digit, `-` or
-/// `.` (word arithmetic; no sum carries across octets).
-#[inline(always)]
-fn alnum_dash_dot(w: u64) -> u64 {
-    let low = w & !HIGH;
-    let folded = low | (0x20 * ONES);
-    let letter = (folded + 0x1f * ONES) & !(folded + 0x05 * ONES);
-    let digit = (low + 0x50 * ONES) & !(low + 0x46 * ONES);
-    let dash_dot = (low + 0x53 * ONES) & !(low + 0x51 * ONES);
-    (letter | digit | dash_dot) & !w & HIGH
-}
-
 /// The host name at `b[i..]` (RFC 3261 `hostname` characters): its end, and
-/// whether it holds two dots in a row.
+/// whether it holds two dots in a row. Sixteen octets at a time: the masks
+/// of host characters and dots ([`crate::simd::host_masks`]) give the run
+/// and its dot pairs (within the chunk, and across chunks by a carry).
 #[inline]
 pub(crate) fn host_name_end(b: &[u8], mut i: usize) -> (usize, bool) {
-    let start = i;
-    // Eight octets at a time over letters, digits, '-' and '.', with the
-    // dots of the run checked for pairs (within a word and across words).
-    let mut pairs = 0u64;
-    let mut carry = 0u64;
-    while let Some(w) = load8(b, i) {
-        let run = ((!alnum_dash_dot(w) & HIGH).trailing_zeros() / 8) as usize;
-        let in_run = if run == 8 {
-            u64::MAX
-        } else {
-            (1u64 << (8 * run)) - 1
+    let mut pairs = 0u32;
+    let mut carry = 0u32;
+    loop {
+        let rest = b.get(i..).unwrap_or(&[]);
+        let (host, dots) = match rest.first_chunk::<16>() {
+            Some(c) => crate::simd::host_masks(c),
+            // Fewer than 16 octets left: the last 16 of `b` shifted down
+            // (the octets past its end become zero bits), or a zero-padded
+            // copy when `b` is that short.
+            None => match b.last_chunk::<16>() {
+                Some(c) => {
+                    let (h, d) = crate::simd::host_masks(c);
+                    let shift = 16 - rest.len();
+                    (h >> shift, d >> shift)
+                }
+                None => {
+                    let mut c = [0u8; 16];
+                    if let Some(dst) = c.get_mut(..rest.len()) {
+                        dst.copy_from_slice(rest);
+                    }
+                    crate::simd::host_masks(&c)
+                }
+            },
         };
-        let dots = !(((w & !HIGH) ^ (u64::from(b'.') * ONES)) + 0x7f * ONES) & !w & HIGH & in_run;
-        pairs |= dots & ((dots << 8) | carry);
-        carry = (dots >> 56) & 0x80;
-        i += run;
-        if run < 8 {
-            break;
+        // `host` has 16 bits: the run is at most 16.
+        let run = (!host).trailing_zeros();
+        let d = dots & ((1u32 << run) - 1);
+        pairs |= d & ((d << 1) | carry);
+        if run < 16 {
+            return (i + run as usize, pairs != 0);
         }
+        carry = d >> 15;
+        i += 16;
     }
-    // The rest ('_', or the last octets of `b`) one octet at a time.
-    let mut prev = if i > start && b.get(i - 1) == Some(&b'.') {
-        2u8
-    } else {
-        0
-    };
-    let mut double_dot = u8::from(pairs != 0);
-    while let Some(&c) = b.get(i) {
-        let k = HOST[c as usize];
-        if k == 0 {
-            break;
-        }
-        double_dot |= k & prev;
-        prev = k & 2;
-        i += 1;
-    }
-    (i, double_dot != 0)
 }
 
 /// Whether `c` is in every class of `mask`.
@@ -649,14 +616,15 @@ mod tests {
         let mut seed = 12345u64;
         for _ in 0..20000 {
             let mut v = Vec::new();
-            for _ in 0..(seed % 9) {
+            // Up to about 60 octets: runs across the 16-octet chunks.
+            for _ in 0..(seed % 24) {
                 seed = seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 v.extend_from_slice(parts[(seed >> 33) as usize % parts.len()]);
             }
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-            for start in 0..v.len().min(3) {
+            for start in 0..v.len().min(18) {
                 let (e, d) = host_name_end(&v, start);
                 let (n, dd) = slow(&v[start..]);
                 assert_eq!(
@@ -665,14 +633,6 @@ mod tests {
                     "{:?} from {start}",
                     String::from_utf8_lossy(&v)
                 );
-            }
-            let w = load8(&v, 0).unwrap_or(0);
-            let mask = alnum_dash_dot(w);
-            for (k, &c) in v.iter().take(8).enumerate() {
-                if v.len() >= 8 {
-                    let want = c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
-                    assert_eq!(mask >> (8 * k + 7) & 1 == 1, want, "{c}");
-                }
             }
         }
     }

@@ -5,7 +5,7 @@ use crate::params::{scan_header_params, scan_header_params_finding, Params};
 use crate::scan::is_param_value;
 use crate::scan::{comma_items, find_byte, is_token, parse_u32, trim_lws, unquote, Scanner};
 use crate::text::Sub;
-use crate::uri::{fast_host_port, scan_host, scan_port, Host, HostKind, Uri};
+use crate::uri::{fast_host_port, scan_host, scan_port, Host, HostKind, SipSpans, Uri};
 use crate::{Error, Method, SipStr};
 use std::borrow::Cow;
 
@@ -255,6 +255,54 @@ impl Via {
     }
 }
 
+/// The parts of a name-addr in the usual form (see [`NameAddr::scan_fast`]),
+/// found without building anything: the name-addr is built once, where it
+/// is stored.
+#[derive(Clone, Copy)]
+pub(crate) struct NameAddrSpans {
+    /// The SIP URI's parts, or `None` for another URI, between `<` and `>`
+    /// (at `uri`).
+    sip: Option<SipSpans>,
+    uri: Sub,
+    all: Sub,
+    display: Option<Sub>,
+    params: Sub,
+    tag: Option<Sub>,
+}
+
+impl NameAddrSpans {
+    /// The name-addr whose parts these are, in `src`: `None` only when its
+    /// URI is not a SIP URI and does not parse.
+    #[inline(always)]
+    pub(crate) fn build(self, src: &SipStr) -> Option<NameAddr> {
+        let uri = match self.sip {
+            Some(sip) => Uri::Sip(sip.build(src)),
+            None => Uri::parse_in(src, self.uri).ok()?,
+        };
+        Some(self.with_uri(uri))
+    }
+
+    /// The SIP URI's parts, if the URI is one.
+    #[inline(always)]
+    pub(crate) fn sip(&self) -> Option<SipSpans> {
+        self.sip
+    }
+
+    /// The name-addr with `uri` (built from [`NameAddrSpans::sip`] where
+    /// the name-addr is stored, so that it is not moved afterwards).
+    #[inline(always)]
+    pub(crate) fn with_uri(self, uri: Uri) -> NameAddr {
+        NameAddr {
+            uri,
+            all: self.all,
+            display: self.display,
+            params: self.params,
+            tag: self.tag,
+            bracketed: true,
+        }
+    }
+}
+
 impl NameAddr {
     /// The value at `value` in `src` when it is one `<URI>` with an
     /// optional display name of tokens separated by single spaces, and
@@ -262,7 +310,15 @@ impl NameAddr {
     /// [`NameAddr::parse_in`] (and, for a list header, as splitting the
     /// value at commas first: such a value has no comma outside `<...>`).
     /// `None` sends every other form, valid or not, to the general path.
+    #[inline]
     pub(crate) fn parse_fast(src: &SipStr, value: Sub) -> Option<NameAddr> {
+        NameAddr::scan_fast(src, value)?.build(src)
+    }
+
+    /// The parts of the value [`NameAddr::parse_fast`] accepts (a URI that
+    /// is not a SIP URI is parsed when built).
+    #[inline]
+    pub(crate) fn scan_fast(src: &SipStr, value: Sub) -> Option<NameAddrSpans> {
         let s = value.get(src);
         let base = Sub::of(src, s).start();
         let b = s.as_bytes();
@@ -298,8 +354,8 @@ impl NameAddr {
         let u0 = i + 1;
         // The usual SIP URI, scanned up to its '>' (which none of its parts
         // holds: the first '>'); any other URI is found by the '>' first.
-        let (uri, close) = match Uri::parse_sip_until(src, base + u0, b'>') {
-            Some((uri, close)) if close < base + b.len() => (uri, close - base),
+        let (sip, close) = match Uri::scan_sip_until(src.as_bytes(), base + u0, b'>') {
+            Some(sip) if sip.end() < base + b.len() => (Some(sip), sip.end() - base),
             _ => {
                 let close = u0 + memchr::memchr(b'>', b.get(u0..)?)?;
                 if matches!(b.get(u0), Some(b' ' | b'\t'))
@@ -307,10 +363,7 @@ impl NameAddr {
                 {
                     return None;
                 }
-                (
-                    Uri::parse_in(src, Sub::new(base + u0, base + close)).ok()?,
-                    close,
-                )
+                (None, close)
             }
         };
         let after = close + 1;
@@ -318,8 +371,9 @@ impl NameAddr {
         if end != b.len() {
             return None;
         }
-        Some(NameAddr {
-            uri,
+        Some(NameAddrSpans {
+            sip,
+            uri: Sub::new(base + u0, base + close),
             all: Sub::new(base, base + b.len()),
             display: display.map(|d| Sub::new(base, base + d)),
             params: if end > after {
@@ -328,7 +382,6 @@ impl NameAddr {
                 Sub::default()
             },
             tag: tag.flatten().map(|(v0, v1)| Sub::new(base + v0, base + v1)),
-            bracketed: true,
         })
     }
 }

@@ -641,8 +641,15 @@ impl Message {
             // One line with one address (the usual case): no list.
             let mut lines = self.fields_named(HeaderName::Contact);
             if let (Some(f), None) = (lines.next(), lines.next()) {
-                if let Some(a) = NameAddr::parse_fast(self.src(f), Message::value_sub(f)) {
-                    return Ok(OneOrMany::One(Contact::Addr(a)));
+                let src = self.src(f);
+                if let Some(spans) = NameAddr::scan_fast(src, Message::value_sub(f)) {
+                    if let Some(sip) = spans.sip() {
+                        let a = spans.with_uri(Uri::Sip(sip.build(src)));
+                        return Ok(OneOrMany::One(Contact::Addr(a)));
+                    }
+                    if let Some(a) = spans.build(src) {
+                        return Ok(OneOrMany::One(Contact::Addr(a)));
+                    }
                 }
             }
             self.list(HeaderName::Contact, parse_contacts)
@@ -840,10 +847,16 @@ impl Message {
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
         let f = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
         let (src, value) = (self.src(f), Message::value_sub(f));
-        match NameAddr::parse_fast(src, value) {
-            Some(a) => Ok(a),
-            None => NameAddr::parse_in(src, value, name.as_str()),
+        // The usual form is scanned first and built where it is returned.
+        if let Some(spans) = NameAddr::scan_fast(src, value) {
+            if let Some(sip) = spans.sip() {
+                return Ok(spans.with_uri(Uri::Sip(sip.build(src))));
+            }
+            if let Some(a) = spans.build(src) {
+                return Ok(a);
+            }
         }
+        NameAddr::parse_in(src, value, name.as_str())
     }
 
     fn list<T>(

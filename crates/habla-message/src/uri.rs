@@ -312,8 +312,8 @@ impl Uri {
         // general path and its error).
         if let Some(b) = src.as_bytes().get(all.start()..all.end()) {
             if let Some(from) = sip_scheme(b) {
-                if let Some((u, _)) = sip_fast(src, b, all.start(), from, None) {
-                    return Ok(Uri::Sip(u));
+                if let Some(u) = sip_scan(b, all.start(), from, None) {
+                    return Ok(Uri::Sip(u.build(src)));
                 }
             }
         }
@@ -561,23 +561,56 @@ static PARAM_PLAIN: [bool; 256] = {
     t
 };
 
+/// The parts of a SIP URI found by [`sip_scan`]: a [`SipUri`] without its
+/// shared text, so that scanning takes no reference count and the URI is
+/// built once, where it is stored ([`SipSpans::build`]).
+#[derive(Clone, Copy)]
+pub(crate) struct SipSpans {
+    all: Sub,
+    secure: bool,
+    user: Option<Sub>,
+    host: Sub,
+    host_kind: HostKind,
+    port: Option<u16>,
+    params: Sub,
+}
+
+impl SipSpans {
+    /// The URI these parts are spans of `src` of.
+    #[inline(always)]
+    pub(crate) fn build(self, src: &SipStr) -> SipUri {
+        SipUri {
+            src: src.clone(),
+            all: self.all,
+            secure: self.secure,
+            user: self.user,
+            password: None,
+            host: self.host,
+            host_kind: self.host_kind,
+            port: self.port,
+            params: self.params,
+            headers: Sub::new(self.all.end(), self.all.end()),
+        }
+    }
+
+    /// The end of the URI (a position in its source).
+    #[inline(always)]
+    pub(crate) fn end(&self) -> usize {
+        self.all.end()
+    }
+}
+
 /// The usual SIP URI, `[user@]host[:port][;param[=value]]*` with no escape,
 /// password, IPv6 reference or URI headers, in one pass over `b` (starting
-/// with the scheme, at `base` in `src`; `from` is the position after the
-/// scheme's ':'). With `end` `None`, the URI is all of `b`; with `Some(c)`,
-/// it ends at the first octet outside its grammar, which must be `c` (an
-/// octet none of its parts holds, such as the '>' of a name-addr), so that
-/// the URI found is the one the general path parses from the text up to
-/// the first `c`. Returns the URI and its length: the same `SipUri` as the
-/// general path, or `None` for it to handle every other form.
+/// with the scheme, at `base` in its source; `from` is the position after
+/// the scheme's ':'). With `end` `None`, the URI is all of `b`; with
+/// `Some(c)`, it ends at the first octet outside its grammar, which must be
+/// `c` (an octet none of its parts holds, such as the '>' of a name-addr),
+/// so that the URI found is the one the general path parses from the text
+/// up to the first `c`. Gives the parts of the same `SipUri` as the general
+/// path, or `None` for it to handle every other form.
 #[inline]
-fn sip_fast(
-    src: &SipStr,
-    b: &[u8],
-    base: usize,
-    from: usize,
-    end: Option<u8>,
-) -> Option<(SipUri, usize)> {
+fn sip_scan(b: &[u8], base: usize, from: usize, end: Option<u8>) -> Option<SipSpans> {
     let mut i = from;
     while b.get(i).is_some_and(|&c| USER_PLAIN[c as usize]) {
         i += 1;
@@ -618,34 +651,27 @@ fn sip_fast(
     if b.get(j).copied() != end {
         return None;
     }
-    Some((
-        SipUri {
-            secure: from == 5,
-            user,
-            password: None,
-            host: Sub::new(base + host_start, base + host_end),
-            host_kind,
-            port,
-            params: Sub::new(base + after, base + j),
-            headers: Sub::new(base + j, base + j),
-            src: src.clone(),
-            all: Sub::new(base, base + j),
-        },
-        j,
-    ))
+    Some(SipSpans {
+        all: Sub::new(base, base + j),
+        secure: from == 5,
+        user,
+        host: Sub::new(base + host_start, base + host_end),
+        host_kind,
+        port,
+        params: Sub::new(base + after, base + j),
+    })
 }
 
 impl Uri {
     /// The usual SIP URI at `src[start..]`, ended by the octet `end` (one
-    /// that no part of it holds, such as a name-addr's '>'): the URI and
-    /// the position of `end`, or `None` for the general path. Gives the
-    /// same URI as [`Uri::parse_in`] on the text up to the first `end`.
+    /// that no part of it holds, such as a name-addr's '>'): its parts (the
+    /// position of `end` is their end), or `None` for the general path.
+    /// Gives the same URI as [`Uri::parse_in`] on the text up to the first
+    /// `end`.
     #[inline]
-    pub(crate) fn parse_sip_until(src: &SipStr, start: usize, end: u8) -> Option<(Uri, usize)> {
-        let b = src.as_bytes().get(start..)?;
-        let from = sip_scheme(b)?;
-        let (u, len) = sip_fast(src, b, start, from, Some(end))?;
-        Some((Uri::Sip(u), start + len))
+    pub(crate) fn scan_sip_until(src: &[u8], start: usize, end: u8) -> Option<SipSpans> {
+        let b = src.get(start..)?;
+        sip_scan(b, start, sip_scheme(b)?, Some(end))
     }
 }
 
@@ -1014,9 +1040,9 @@ mod tests {
                                 let all = Sub::new(0, src.len());
                                 let b = src.as_bytes();
                                 if let Some(from) = sip_scheme(b) {
-                                    if let Some((fast, len)) = sip_fast(&src, b, 0, from, None) {
+                                    if let Some(fast) = sip_scan(b, 0, from, None) {
+                                        let fast = fast.build(&src);
                                         fast_count += 1;
-                                        assert_eq!(len, b.len());
                                         let general = parse_sip(&src, all, from, from == 5)
                                             .unwrap_or_else(|e| panic!("{uri}: {e}"));
                                         assert_eq!(
@@ -1029,10 +1055,11 @@ mod tests {
                                 for tail in tails {
                                     let text = format!("{uri}{tail}");
                                     let src = SipStr::from(text.as_str());
-                                    let Some((fast, close)) = Uri::parse_sip_until(&src, 0, b'>')
+                                    let Some(fast) = Uri::scan_sip_until(src.as_bytes(), 0, b'>')
                                     else {
                                         continue;
                                     };
+                                    let (fast, close) = (Uri::Sip(fast.build(&src)), fast.end());
                                     let first = text.find('>').expect("ended by '>'");
                                     assert_eq!(close, first, "{text}");
                                     let from = sip_scheme(src.as_bytes()).expect("sip");

@@ -60,20 +60,26 @@ impl<'a> LineFeeds<'a> {
         }
     }
 
-    /// The first LF at or after `pos`, which is at least one past the
-    /// previous answer (lines are taken in order): in the current block or a
-    /// later one.
-    #[inline]
+    /// The first LF at or after `pos`, which is the start or one past the
+    /// previous answer (lines are taken in order), so in the current block
+    /// or at its end.
+    #[inline(always)]
     pub(crate) fn next_lf(&mut self, pos: usize) -> Option<usize> {
-        loop {
-            // Positions before the block count from its start.
-            let off = pos.saturating_sub(self.base);
-            if off < BLOCK {
-                let m = self.lf & (u64::MAX << off);
-                if m != 0 {
-                    return Some(self.base + m.trailing_zeros() as usize);
-                }
+        let off = pos.wrapping_sub(self.base);
+        if off < BLOCK {
+            let m = self.lf & (u64::MAX << off);
+            if m != 0 {
+                return Some(self.base + m.trailing_zeros() as usize);
             }
+        }
+        self.next_block_lf()
+    }
+
+    /// The first LF of the next blocks: every octet of them is at or after
+    /// the position asked for, which is at most the current block's end.
+    #[inline]
+    fn next_block_lf(&mut self) -> Option<usize> {
+        loop {
             // The current block reaches the end of the data: no more LF.
             if self.data.len().saturating_sub(self.base) <= BLOCK {
                 return None;
@@ -81,6 +87,9 @@ impl<'a> LineFeeds<'a> {
             self.passed_high |= self.high;
             self.base += BLOCK;
             (self.lf, self.high) = block_masks(self.data, self.base);
+            if self.lf != 0 {
+                return Some(self.base + self.lf.trailing_zeros() as usize);
+            }
         }
     }
 

@@ -845,7 +845,7 @@ impl Message {
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
-        let f = self.single(name)?.ok_or(Error::Missing(name.as_str()))?;
+        let f = self.single(name)?.ok_or_else(|| Error::Missing(name.as_str()))?;
         let (src, value) = (self.src(f), Message::value_sub(f));
         // The usual form is scanned first and built where it is returned.
         if let Some(spans) = NameAddr::scan_fast(src, value) {

@@ -158,8 +158,9 @@ impl Via {
     }
 }
 
-/// A parameter found by [`fast_params`]: the extent of its value, if any.
-type FoundParam = Option<(usize, usize)>;
+/// A parameter found by [`fast_params`]: the extent of its value, if any,
+/// and whether the value is a token (no ':', '[' or ']').
+type FoundParam = Option<(usize, usize, bool)>;
 
 /// `*( ";" token [ "=" 1*param-value-char ] )` from `b[i..]` without LWS or
 /// quotes: the end of the list and the first parameter named `key` (its
@@ -183,13 +184,19 @@ fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<Foun
         if b.get(i) == Some(&b'=') {
             i += 1;
             let v0 = i;
+            // Token characters, then the other value characters: one pass
+            // that also tells whether the value is a token.
+            while b.get(i).is_some_and(|&c| is_token(c)) {
+                i += 1;
+            }
+            let token_end = i;
             while b.get(i).is_some_and(|&c| is_param_value(c)) {
                 i += 1;
             }
             if i == v0 {
                 return None;
             }
-            value = Some((v0, i));
+            value = Some((v0, i, token_end == i));
         }
         if found.is_none() && b.get(n0..n1).is_some_and(|n| n.eq_ignore_ascii_case(key)) {
             found = Some(value);
@@ -228,9 +235,7 @@ impl Via {
         }
         let branch = match branch {
             None => None,
-            Some(Some((v0, v1))) if b.get(v0..v1)?.iter().all(|&c| is_token(c)) => {
-                Some(Sub::new(base + v0, base + v1))
-            }
+            Some(Some((v0, v1, true))) => Some(Sub::new(base + v0, base + v1)),
             // A branch without value or with a non-token one: the general
             // path reports it.
             Some(_) => return None,
@@ -381,7 +386,9 @@ impl NameAddr {
             } else {
                 Sub::default()
             },
-            tag: tag.flatten().map(|(v0, v1)| Sub::new(base + v0, base + v1)),
+            tag: tag
+                .flatten()
+                .map(|(v0, v1, _)| Sub::new(base + v0, base + v1)),
         })
     }
 }

@@ -822,6 +822,7 @@ impl Message {
 
     /// The line of a header that may appear once; several lines with
     /// different values are an error.
+    #[inline]
     fn single(&self, name: HeaderName) -> Result<Option<&Field>, Error> {
         if let Some(slot) = core_slot(name).and_then(|i| self.index.get(i)) {
             // A core header on one line (the usual case): no search.
@@ -831,6 +832,11 @@ impl Message {
                 _ => {}
             }
         }
+        self.single_searched(name)
+    }
+
+    /// [`Message::single`] by a search of the lines.
+    fn single_searched(&self, name: HeaderName) -> Result<Option<&Field>, Error> {
         let mut it = self.fields_named(name);
         let Some(first) = it.next() else {
             return Ok(None);
@@ -845,7 +851,9 @@ impl Message {
     }
 
     fn name_addr(&self, name: HeaderName) -> Result<NameAddr, Error> {
-        let f = self.single(name)?.ok_or_else(|| Error::Missing(name.as_str()))?;
+        let f = self
+            .single(name)?
+            .ok_or_else(|| Error::Missing(name.as_str()))?;
         let (src, value) = (self.src(f), Message::value_sub(f));
         // The usual form is scanned first and built where it is returned.
         if let Some(spans) = NameAddr::scan_fast(src, value) {

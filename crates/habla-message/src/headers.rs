@@ -667,22 +667,35 @@ impl CSeq {
         // Fast path: `DIGITS SP METHOD`, which the general code accepts with
         // the same result.
         let b = value.as_bytes();
-        let digits = b
-            .iter()
-            .position(|c| !c.is_ascii_digit())
-            .unwrap_or(b.len());
-        if digits > 0 && b.get(digits) == Some(&b' ') {
-            let m = b.get(digits + 1..).unwrap_or(&[]);
-            if !m.is_empty() && m.iter().all(|&c| is_token(c)) {
-                let seq = value.get(..digits).and_then(|d| parse_u32(d, u32::MAX));
-                let method = value
-                    .get(digits + 1..)
-                    .and_then(|m| Method::parse_in(m, src));
-                if let (Some(seq), Some(method)) = (seq, method) {
-                    return Ok(CSeq { seq, method });
-                }
+        // The number in the same pass as its digits (`parse_u32`'s value:
+        // leading zeros allowed, at most 2**32 - 1).
+        let mut digits = 0;
+        let mut seq = 0u64;
+        while let Some(d) = b
+            .get(digits)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+        {
+            seq = (seq * 10 + u64::from(d)).min(1 << 32);
+            digits += 1;
+        }
+        if digits > 0 && seq <= u64::from(u32::MAX) && b.get(digits) == Some(&b' ') {
+            // `Method::parse_in` accepts exactly the non-empty tokens.
+            if let Some(method) = value
+                .get(digits + 1..)
+                .and_then(|m| Method::parse_in(m, src))
+            {
+                return Ok(CSeq {
+                    seq: seq as u32,
+                    method,
+                });
             }
         }
+        CSeq::parse_general(value, src)
+    }
+
+    /// [`CSeq::parse_in`] without its fast path.
+    fn parse_general(value: &str, src: &SipStr) -> Result<CSeq, Error> {
         let mut sc = Scanner::new(value);
         sc.skip_lws();
         let digits = sc.take_while(|c| c.is_ascii_digit());
@@ -1066,6 +1079,46 @@ mod tests {
             }
         }
         assert!(fast_count >= 4);
+    }
+
+    #[test]
+    fn cseq_fast_path_agrees_with_the_general_path() {
+        let numbers = [
+            "0",
+            "1",
+            "314159",
+            "4294967295",
+            "4294967296",
+            "00000000004294967295",
+            "99999999999999999999",
+            "",
+            "1a",
+            "-1",
+        ];
+        let rests = [
+            " INVITE",
+            " invite",
+            " FOO-BAR.x",
+            "  INVITE",
+            " ",
+            "",
+            " INV ITE",
+            " INVITE ",
+            "\tINVITE",
+            " INVITE\r\n",
+            " IN\u{e9}",
+            " @",
+            " REGISTER",
+        ];
+        for n in numbers {
+            for r in rests {
+                let v = format!("{n}{r}");
+                let src = SipStr::from(v.as_str());
+                let fast = CSeq::parse_in(&v, &src).map_err(|e| e.to_string());
+                let general = CSeq::parse_general(&v, &src).map_err(|e| e.to_string());
+                assert_eq!(fast, general, "{v:?}");
+            }
+        }
     }
 
     #[test]

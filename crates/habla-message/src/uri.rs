@@ -522,15 +522,13 @@ fn parse_sip(src: &SipStr, all: Sub, from: usize, secure: bool) -> Result<SipUri
 /// of `b`, if it starts so.
 #[inline]
 fn sip_scheme(b: &[u8]) -> Option<usize> {
-    let &[x, y, z, c] = b.get(..4)? else {
-        return None;
-    };
-    if x | 0x20 != b's' || y | 0x20 != b'i' || z | 0x20 != b'p' {
-        return None;
-    }
-    if c == b':' {
+    // `| 0x20` lowers the letters s, i, p (and makes them of no other
+    // octet); the ':' after `sip` is compared as it is.
+    let w = u32::from_le_bytes(*b.first_chunk::<4>()?);
+    let folded = w | 0x0020_2020;
+    if folded == u32::from_le_bytes(*b"sip:") {
         Some(4)
-    } else if c | 0x20 == b's' && b.get(4) == Some(&b':') {
+    } else if folded | 0x2000_0000 == u32::from_le_bytes(*b"sips") && b.get(4) == Some(&b':') {
         Some(5)
     } else {
         None

@@ -7,7 +7,9 @@
 //! `i` of `lf` is set when octet `i` of the block is LF, bit `i` of `high`
 //! when it is 0x80 or above. The lines are then found from the masks by bit
 //! arithmetic instead of a search per line, and the ASCII check is an OR of
-//! masks instead of a second pass.
+//! masks instead of a second pass. That needs the masks of 16 octets in a
+//! few instructions (SSE2 on x86_64); other targets search each line with
+//! `memchr` and check the section's octets once at the end ([`LineSearch`]).
 
 use crate::simd::lf_high_masks;
 
@@ -35,7 +37,16 @@ fn block_masks(data: &[u8], at: usize) -> (u64, u64) {
     }
 }
 
-/// Finds line feeds in order, from a starting position on.
+/// The line finder of this target.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type Lines<'a> = LineFeeds<'a>;
+/// The line finder of this target.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) type Lines<'a> = LineSearch<'a>;
+
+/// Finds line feeds in order, from a starting position on, from the masks
+/// of 64-octet blocks.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct LineFeeds<'a> {
     data: &'a [u8],
     /// Start of the current block.
@@ -46,6 +57,7 @@ pub(crate) struct LineFeeds<'a> {
     passed_high: u64,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl<'a> LineFeeds<'a> {
     /// A scanner whose first block starts at `start`.
     #[inline]
@@ -108,6 +120,43 @@ impl<'a> LineFeeds<'a> {
     }
 }
 
+/// [`LineFeeds`] by a `memchr` search per line, for targets without a
+/// cheap 16-octet movemask; the ASCII check is one pass at the end.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub(crate) struct LineSearch<'a> {
+    data: &'a [u8],
+    start: usize,
+}
+
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+impl<'a> LineSearch<'a> {
+    /// A search from `start` on.
+    #[inline]
+    pub(crate) fn new(data: &'a [u8], start: usize) -> Self {
+        LineSearch { data, start }
+    }
+
+    /// The first LF at or after `pos`.
+    #[inline]
+    pub(crate) fn next_lf(&mut self, pos: usize) -> Option<usize> {
+        let rest = self.data.get(pos..)?;
+        memchr::memchr(b'\n', rest).map(|i| pos + i)
+    }
+
+    /// Whether every octet from the start to `end` (exclusive) is ASCII.
+    #[inline]
+    pub(crate) fn ascii_until(&self, end: usize) -> Option<bool> {
+        Some(
+            self.data
+                .get(self.start..end.max(self.start))
+                .unwrap_or(&[])
+                .iter()
+                .fold(0u8, |acc, &c| acc | c)
+                < 0x80,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +188,7 @@ mod tests {
                 0
             };
             let mut lines = LineFeeds::new(&data, start);
+            let mut search = LineSearch::new(&data, start);
             let mut pos = start;
             loop {
                 let want = data[pos.min(data.len())..]
@@ -146,12 +196,15 @@ mod tests {
                     .position(|&c| c == b'\n')
                     .map(|i| pos + i);
                 assert_eq!(lines.next_lf(pos), want);
+                assert_eq!(search.next_lf(pos), want);
                 let Some(nl) = want else { break };
                 pos = nl + 1;
                 for end in [pos, pos.saturating_sub(1), nl.saturating_sub(3)] {
+                    let expected = data[start..end.max(start)].is_ascii();
                     if let Some(ascii) = lines.ascii_until(end) {
-                        assert_eq!(ascii, data[start..end.max(start)].is_ascii());
+                        assert_eq!(ascii, expected);
                     }
+                    assert_eq!(search.ascii_until(end), Some(expected));
                 }
             }
             if let Some(ascii) = lines.ascii_until(data.len()) {

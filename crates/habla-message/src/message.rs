@@ -4,7 +4,7 @@
 
 use crate::error::{Error, LimitKind, ParseError};
 use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameAddr, Via};
-use crate::lines::LineFeeds;
+use crate::lines::Lines;
 use crate::scan::{is_token, parse_u32};
 use crate::text::Sub;
 use crate::{HeaderName, Method, SipStr, Uri};
@@ -256,7 +256,7 @@ impl Message {
 
         // The line feeds from the start line on, and whether the octets
         // passed are ASCII.
-        let mut lines = LineFeeds::new(data, msg_start);
+        let mut lines = Lines::new(data, msg_start);
         // The start line.
         let (start_content_end, next) = line_end(&mut lines, data, pos);
         if next > head_limit {
@@ -1189,7 +1189,7 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
 /// CRLF), and the start of the next line (`data.len()` for the last line
 /// when it has no terminator).
 #[inline]
-fn line_end(lines: &mut LineFeeds<'_>, data: &[u8], pos: usize) -> (usize, usize) {
+fn line_end(lines: &mut Lines<'_>, data: &[u8], pos: usize) -> (usize, usize) {
     match lines.next_lf(pos) {
         Some(nl) => {
             let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {

@@ -168,11 +168,26 @@ pub(crate) fn load8(b: &[u8], i: usize) -> Option<u64> {
 }
 
 /// The host name at `b[i..]` (RFC 3261 `hostname` characters): its end, and
-/// whether it holds two dots in a row. Sixteen octets at a time: the masks
+/// whether it holds two dots in a row. Sixteen octets at a time where SSE2
+/// classifies them (x86_64), eight at a time by word arithmetic elsewhere.
+#[inline]
+pub(crate) fn host_name_end(b: &[u8], i: usize) -> (usize, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        host_name_end_chunks(b, i)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        host_name_end_words(b, i)
+    }
+}
+
+/// [`host_name_end`] sixteen octets at a time (SSE2 on x86_64): the masks
 /// of host characters and dots ([`crate::simd::host_masks`]) give the run
 /// and its dot pairs (within the chunk, and across chunks by a carry).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline]
-pub(crate) fn host_name_end(b: &[u8], mut i: usize) -> (usize, bool) {
+fn host_name_end_chunks(b: &[u8], mut i: usize) -> (usize, bool) {
     let mut pairs = 0u32;
     let mut carry = 0u32;
     loop {
@@ -207,6 +222,82 @@ pub(crate) fn host_name_end(b: &[u8], mut i: usize) -> (usize, bool) {
         carry = d >> 15;
         i += 16;
     }
+}
+
+/// Host name characters: 0 for others, 1 for alphanumerics, `-` and `_`,
+/// 3 for `.`, so that one load tells both whether a character belongs to
+/// the name and whether it is a dot.
+static HOST: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c == b'.' {
+            3
+        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            1
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The high bit of each octet of `w` that is an ASCII letter, digit, `-` or
+/// `.` (word arithmetic; no sum carries across octets).
+#[inline(always)]
+fn alnum_dash_dot(w: u64) -> u64 {
+    let low = w & !HIGH;
+    let folded = low | (0x20 * ONES);
+    let letter = (folded + 0x1f * ONES) & !(folded + 0x05 * ONES);
+    let digit = (low + 0x50 * ONES) & !(low + 0x46 * ONES);
+    let dash_dot = (low + 0x53 * ONES) & !(low + 0x51 * ONES);
+    (letter | digit | dash_dot) & !w & HIGH
+}
+
+/// [`host_name_end`] eight octets at a time by word arithmetic (targets
+/// without SSE2), then octet by octet.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline]
+fn host_name_end_words(b: &[u8], mut i: usize) -> (usize, bool) {
+    let start = i;
+    // Eight octets at a time over letters, digits, '-' and '.', with the
+    // dots of the run checked for pairs (within a word and across words).
+    let mut pairs = 0u64;
+    let mut carry = 0u64;
+    while let Some(w) = load8(b, i) {
+        let run = ((!alnum_dash_dot(w) & HIGH).trailing_zeros() / 8) as usize;
+        let in_run = if run == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * run)) - 1
+        };
+        let dots = !(((w & !HIGH) ^ (u64::from(b'.') * ONES)) + 0x7f * ONES) & !w & HIGH & in_run;
+        pairs |= dots & ((dots << 8) | carry);
+        carry = (dots >> 56) & 0x80;
+        i += run;
+        if run < 8 {
+            break;
+        }
+    }
+    // The rest ('_', or the last octets of `b`) one octet at a time.
+    let mut prev = if i > start && b.get(i - 1) == Some(&b'.') {
+        2u8
+    } else {
+        0
+    };
+    let mut double_dot = u8::from(pairs != 0);
+    while let Some(&c) = b.get(i) {
+        let k = HOST[c as usize];
+        if k == 0 {
+            break;
+        }
+        double_dot |= k & prev;
+        prev = k & 2;
+        i += 1;
+    }
+    (i, double_dot != 0)
 }
 
 /// Whether `c` is in every class of `mask`.
@@ -588,6 +679,12 @@ mod tests {
         for c in 0..=255u8 {
             let (end, _) = host_name_end(&[c], 0);
             assert_eq!(end == 1, is(c, class::HOSTNAME), "{c}");
+            let (end, _) = host_name_end_words(&[c], 0);
+            assert_eq!(end == 1, is(c, class::HOSTNAME), "{c}");
+            let w = u64::from_le_bytes([c; 8]);
+            let want = c.is_ascii_alphanumeric() || c == b'-' || c == b'.';
+            assert_eq!(alnum_dash_dot(w) == HIGH, want, "{c}");
+            assert_eq!(alnum_dash_dot(w) == 0, !want, "{c}");
         }
         assert_eq!(host_name_end(b"a.b..c d", 0), (6, true));
         assert_eq!(host_name_end(b"a.b.c;x", 0), (5, false));
@@ -625,14 +722,18 @@ mod tests {
             }
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
             for start in 0..v.len().min(18) {
-                let (e, d) = host_name_end(&v, start);
                 let (n, dd) = slow(&v[start..]);
-                assert_eq!(
-                    (e - start, d),
-                    (n, dd),
-                    "{:?} from {start}",
-                    String::from_utf8_lossy(&v)
-                );
+                for (e, d) in [
+                    host_name_end_chunks(&v, start),
+                    host_name_end_words(&v, start),
+                ] {
+                    assert_eq!(
+                        (e - start, d),
+                        (n, dd),
+                        "{:?} from {start}",
+                        String::from_utf8_lossy(&v)
+                    );
+                }
             }
         }
     }

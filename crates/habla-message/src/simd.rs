@@ -7,7 +7,9 @@
 //! gathers one bit per octet. The `unsafe` blocks below only call these
 //! intrinsics on the octets of an array reference of the right length; the
 //! load has no alignment requirement. Other targets get the same masks from
-//! portable code, which is compiled and tested on every target.
+//! portable code, compiled and tested on every target; their parser does
+//! not call these functions, though (without a cheap movemask the octet
+//! searches of `lines.rs` and `scan.rs` are faster there).
 
 /// Bit `i` set when octet `i` is LF, and bit `i` set when octet `i` is not
 /// ASCII (0x80 or above).

@@ -184,8 +184,10 @@ fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<Foun
         if b.get(i) == Some(&b'=') {
             i += 1;
             let v0 = i;
-            // Token characters, then the other value characters: one pass
-            // that also tells whether the value is a token.
+            // Token characters, then the other value characters
+            // (gen-value = token / host / quoted-string, RFC 3261 §25.1):
+            // one pass that also tells whether the value is a token, as a
+            // Via branch must be (via-branch = "branch" EQUAL token).
             while b.get(i).is_some_and(|&c| is_token(c)) {
                 i += 1;
             }

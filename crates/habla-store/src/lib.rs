@@ -133,6 +133,18 @@ CREATE TABLE IF NOT EXISTS users (
     ha1_sha256 TEXT NOT NULL,
     PRIMARY KEY (username, domain)
 );
+-- A counter that moves with every change of `users`, whoever makes it
+-- (habla, another process, the sqlite3 shell): a server's cached lookups
+-- are good while it stands still. (SQLite's data_version would also move
+-- with every registration written.)
+CREATE TABLE IF NOT EXISTS users_version (version INTEGER NOT NULL);
+INSERT INTO users_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM users_version);
+CREATE TRIGGER IF NOT EXISTS users_inserted AFTER INSERT ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_updated AFTER UPDATE ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_deleted AFTER DELETE ON users
+    BEGIN UPDATE users_version SET version = version + 1; END;
 ";
 
 fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
@@ -566,15 +578,16 @@ pub struct User {
 ///
 /// Lookups are cached: every authenticated request looks its user up, and
 /// a query costs more than the rest of the digest check. A cached answer
-/// (a user, or that there is none) is used while the database is
-/// unchanged: SQLite's `data_version`, which moves when any other
-/// connection (another `habla user` process included) commits, is read at
-/// most every [`USER_RECHECK`], so a change made elsewhere is seen within
-/// that. Changes made through this store clear the cache at once.
+/// (a user, or that there is none) is used while the `users` table is
+/// unchanged: a counter moved by triggers on every change, whoever makes
+/// it (another `habla user` process included), is read at most every
+/// [`USER_RECHECK`], so a change made elsewhere is seen within that.
+/// Changes made through this store clear the cache at once. Stores opened
+/// with [`UserStore::another_connection`] share one cache.
 pub struct UserStore {
     conn: Mutex<Connection>,
     path: PathBuf,
-    cache: Mutex<UserCache>,
+    cache: Arc<Mutex<UserCache>>,
 }
 
 /// How often a cached lookup checks that the database did not change.
@@ -586,7 +599,7 @@ const USER_CACHE: usize = 100_000;
 
 #[derive(Default)]
 struct UserCache {
-    /// The database's `data_version` the entries were read at.
+    /// The `users_version` counter the entries were read at.
     version: Option<i64>,
     checked: Option<Instant>,
     entries: HashMap<(String, String), Option<User>>,
@@ -598,7 +611,17 @@ impl UserStore {
         Ok(UserStore {
             conn: Mutex::new(open(cfg)?),
             path: cfg.path.clone(),
-            cache: Mutex::default(),
+            cache: Arc::default(),
+        })
+    }
+
+    /// A store on a connection of its own (for a thread of its own: SQLite
+    /// readers do not wait for each other) that shares this one's cache.
+    pub fn another_connection(&self, cfg: &StoreConfig) -> Result<Self, StoreError> {
+        Ok(UserStore {
+            conn: Mutex::new(open(cfg)?),
+            path: cfg.path.clone(),
+            cache: self.cache.clone(),
         })
     }
 
@@ -644,7 +667,8 @@ impl UserStore {
             {
                 let version = self
                     .conn()
-                    .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+                    .prepare_cached("SELECT version FROM users_version")
+                    .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
                     .map_err(|e| self.err(e))?;
                 if c.version != Some(version) {
                     c.entries.clear();

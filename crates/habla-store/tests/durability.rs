@@ -186,9 +186,15 @@ fn user_lookups_follow_changes_made_elsewhere() {
     seen(Some(user("bb")));
     assert!(admin.remove("dave", "example.org").unwrap());
     seen(None);
-    // Through the same store: at once.
+    // Through the same store, or one sharing its cache: at once.
+    let sibling = server.another_connection(&cfg).unwrap();
+    assert_eq!(sibling.get("dave", "example.org").unwrap(), None);
     server.put(&user("cc")).unwrap();
     assert_eq!(server.get("dave", "example.org").unwrap(), Some(user("cc")));
+    assert_eq!(
+        sibling.get("dave", "example.org").unwrap(),
+        Some(user("cc"))
+    );
 }
 
 /// The child side of the crash test: registers users 0.. as fast as it can

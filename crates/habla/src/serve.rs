@@ -458,7 +458,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
     // readers do not block each other).
     let mut user_stores = vec![users.clone()];
     for _ in 1..layout.shards {
-        user_stores.push(Arc::new(UserStore::open(&store_cfg)?));
+        user_stores.push(Arc::new(users.another_connection(&store_cfg)?));
     }
     let outbound_proxy = cfg.proxy.outbound_uri()?;
     let cfg = Arc::new(cfg);

@@ -5,36 +5,23 @@
 use habla_message::{HeaderName, Message, Via};
 use std::net::{IpAddr, SocketAddr};
 
-/// The Via value without its parameters (`SIP/2.0/UDP host:port`) and the
-/// parameters as `(name, value)` pairs, quoted values kept as written.
-fn split(via: &Via) -> (&str, Vec<(&str, Option<&str>)>) {
+/// The Via value without its parameters (`SIP/2.0/UDP host:port`).
+fn head(via: &Via) -> &str {
     let all = via.as_str();
     let params = via.params().as_str();
-    let head = all
-        .strip_suffix(params)
+    all.strip_suffix(params)
         .unwrap_or_else(|| all.split(';').next().unwrap_or(all))
-        .trim_end();
-    (head, via.params().iter().collect())
+        .trim_end()
 }
 
-fn join(head: &str, params: &[(&str, Option<&str>)], extra: &[(&str, String)]) -> String {
-    let mut s = String::with_capacity(head.len() + 64);
-    s.push_str(head);
-    for (name, value) in params {
-        s.push(';');
-        s.push_str(name);
-        if let Some(v) = value {
-            s.push('=');
-            s.push_str(v);
-        }
-    }
-    for (name, value) in extra {
-        s.push(';');
-        s.push_str(name);
+/// Appends `;name[=value]` (a value as written, quoted ones included).
+fn push_param(s: &mut String, name: &str, value: Option<&str>) {
+    s.push(';');
+    s.push_str(name);
+    if let Some(v) = value {
         s.push('=');
-        s.push_str(value);
+        s.push_str(v);
     }
-    s
 }
 
 /// Replaces the top Via value by `value`, keeping the others (and their
@@ -71,19 +58,20 @@ pub fn stamp_received(msg: &mut Message, source: SocketAddr) -> Result<bool, hab
     if host_matches && !rport_asked {
         return Ok(false);
     }
-    let (head, params) = split(via);
-    let kept: Vec<_> = params
-        .into_iter()
-        .filter(|(n, _)| {
-            let stale_rport = rport_asked && n.eq_ignore_ascii_case("rport");
-            !(n.eq_ignore_ascii_case("received") || stale_rport)
-        })
-        .collect();
-    let mut extra = vec![("received", src_ip.to_string())];
-    if rport_asked {
-        extra.push(("rport", source.port().to_string()));
+    // One string, written once: this runs for every request received.
+    use std::fmt::Write;
+    let mut value = String::with_capacity(via.as_str().len() + 48);
+    value.push_str(head(via));
+    for (name, v) in via.params().iter() {
+        let stale_rport = rport_asked && name.eq_ignore_ascii_case("rport");
+        if !(name.eq_ignore_ascii_case("received") || stale_rport) {
+            push_param(&mut value, name, v);
+        }
     }
-    let value = join(head, &kept, &extra);
+    let _ = write!(value, ";received={src_ip}");
+    if rport_asked {
+        let _ = write!(value, ";rport={}", source.port());
+    }
     replace_top_via(msg, &value)?;
     Ok(true)
 }
@@ -117,22 +105,22 @@ pub(crate) fn set_sent_by_and_mark(
         }
         _ => None,
     };
-    let params: Vec<_> = via
-        .params()
-        .iter()
-        .map(|(n, v)| match &marked {
-            Some(m) if n.eq_ignore_ascii_case("branch") => (n, Some(m.as_str())),
-            _ => (n, v),
-        })
-        .collect();
-    let head = format!(
+    use std::fmt::Write;
+    let mut value = String::with_capacity(via.as_str().len() + 32);
+    let _ = write!(
+        value,
         "{}/{}/{} {}",
         via.protocol_name(),
         via.protocol_version(),
         transport,
         sent_by
     );
-    let value = join(&head, &params, &[]);
+    for (name, v) in via.params().iter() {
+        match &marked {
+            Some(m) if name.eq_ignore_ascii_case("branch") => push_param(&mut value, name, Some(m)),
+            _ => push_param(&mut value, name, v),
+        }
+    }
     if value == via.as_str() {
         return Ok(());
     }

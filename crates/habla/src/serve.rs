@@ -280,18 +280,18 @@ impl FlowMap {
         s.get(token).copied()
     }
 
-    fn insert(&self, token: String, flow: Flow) {
-        let mut s = self
-            .stripe(&token)
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if s.get(&token) == Some(&flow) {
+    fn insert(&self, token: &str, flow: Flow) {
+        let stripe = self.stripe(token);
+        // A refresh from the same flow (the usual REGISTER) changes nothing:
+        // a shared lock is enough to see that.
+        if stripe.read().unwrap_or_else(|e| e.into_inner()).get(token) == Some(&flow) {
             return;
         }
+        let mut s = stripe.write().unwrap_or_else(|e| e.into_inner());
         if s.len() >= MAX_FLOWS / FLOW_STRIPES {
             s.clear();
         }
-        s.insert(token, flow);
+        s.insert(token.to_owned(), flow);
     }
 }
 
@@ -1186,7 +1186,7 @@ impl Server {
             }
         }
         let source = flow.to_string();
-        self.router.flows.insert(source.clone(), *flow);
+        self.router.flows.insert(&source, *flow);
         let cfg = self.registrar.clone();
         // The answer is made while the decision is taken (the AOR locked),
         // and sent once the change is durable: by whoever commits it (at

@@ -24,7 +24,7 @@ impl Interface {
 
     /// The Via transport token (`UDP`, `TCP`...).
     pub fn via_token(&self) -> &'static str {
-        transport_token(self.transport)
+        self.transport.token()
     }
 
     /// `host:port` as it goes in a Via sent-by or a URI (IPv6 bracketed).
@@ -35,19 +35,6 @@ impl Interface {
     /// Whether the address is IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.addr.is_ipv6()
-    }
-}
-
-/// The Via transport token of a transport (RFC 3261 §20.42).
-pub fn transport_token(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-        Transport::Tls => "TLS",
-        Transport::Sctp => "SCTP",
-        Transport::Ws => "WS",
-        Transport::Wss => "WSS",
-        _ => "UDP",
     }
 }
 

@@ -73,7 +73,7 @@ mod error;
 mod location;
 mod proxy;
 
-pub use config::{transport_token, Interface, LocalIdentity, ProxyConfig};
+pub use config::{Interface, LocalIdentity, ProxyConfig};
 pub use error::Error;
 pub use location::{LocationContact, LocationLookup, Lookup};
 pub use proxy::{Action, BranchId, NextHop, Proxy};

@@ -2,7 +2,7 @@
 //! driven by the caller with requests, responses, transaction outcomes and
 //! the time.
 
-use crate::config::{transport_token, Interface, ProxyConfig};
+use crate::config::{Interface, ProxyConfig};
 use crate::location::{LocationContact, LocationLookup, Lookup};
 use crate::Error;
 use habla_message::{Error as MessageError, HeaderName, Host, Message, Method, Uri, MAGIC_COOKIE};
@@ -1390,7 +1390,7 @@ fn rr_value(i: Interface, secure: bool) -> String {
     let scheme = if secure { "sips" } else { "sip" };
     let transport = match i.transport {
         Transport::Udp => String::new(),
-        t => format!(";transport={}", transport_token(t).to_ascii_lowercase()),
+        t => format!(";transport={}", t.token().to_ascii_lowercase()),
     };
     format!("<{scheme}:{}{transport};lr>", i.host_port())
 }

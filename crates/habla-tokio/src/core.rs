@@ -318,7 +318,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
 
 impl<U: TransactionUser> Inbound for Shards<U> {
     fn message(&self, message: Message, flow: Flow, received: Instant) {
-        if received.elapsed() > self.shared.config.max_queue_delay && sheddable(&message) {
+        let waited = received.elapsed();
+        if waited > self.shared.config.max_queue_delay && sheddable(&message) {
+            tracing::debug!(%flow, ?waited, "overload: new request answered 503");
             return self.shed(&message, flow);
         }
         let s = shard_of(&message, self.list.len());
@@ -483,18 +485,6 @@ impl<U: TransactionUser> State<U> {
     }
 }
 
-fn via_token(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-        Transport::Tls => "TLS",
-        Transport::Sctp => "SCTP",
-        Transport::Ws => "WS",
-        Transport::Wss => "WSS",
-        _ => "UDP",
-    }
-}
-
 fn is_response(bytes: &[u8]) -> bool {
     bytes.starts_with(b"SIP/")
 }
@@ -534,7 +524,7 @@ impl Net {
                 for (key, mut request, udp) in c.udp_fallback {
                     // RFC 3261 §18.1.1: "...the element SHOULD retry the
                     // request, using UDP".
-                    let token = via_token(udp.transport);
+                    let token = udp.transport.token();
                     let result = set_sent_by_and_mark(
                         &mut request,
                         token,
@@ -805,7 +795,7 @@ impl Net {
         // A client transaction's branch names this shard, so that its
         // responses are dispatched here (stateless sends get no answer).
         let mark = (self.mark && transaction).then_some(self.shard);
-        let token = via_token(flow.transport);
+        let token = flow.transport.token();
         set_sent_by_and_mark(&mut request, token, self.sent_by(&flow), mark)?;
         let target = Target::new(flow.transport, flow);
         if transaction {

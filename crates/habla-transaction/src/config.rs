@@ -179,6 +179,18 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The transport's token in a Via (RFC 3261 §20.42: `UDP`, `TCP`...).
+    pub fn token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Sctp => "SCTP",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+        }
+    }
+
     /// Whether the transport delivers reliably (everything but UDP).
     pub fn is_reliable(self) -> bool {
         !matches!(self, Transport::Udp)

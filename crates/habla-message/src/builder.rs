@@ -91,6 +91,19 @@ struct Lines {
 }
 
 impl Lines {
+    /// A line copied from a parsed message under a known name: only the
+    /// value is checked (no CR or LF, found with one vectorised search).
+    fn copy(&mut self, name: &str, value: &str) {
+        if self.error.is_some() || memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
+            return self.line(name, value);
+        }
+        self.buf.reserve(name.len() + value.len() + 4);
+        self.buf.put_slice(name.as_bytes());
+        self.buf.put_slice(b": ");
+        self.buf.put_slice(value.as_bytes());
+        self.buf.put_slice(b"\r\n");
+    }
+
     fn line(&mut self, name: &str, value: &str) {
         if self.error.is_some() {
             return;
@@ -269,19 +282,28 @@ impl ResponseBuilder {
         let mut lines = Lines::default();
         lines.buf.reserve(copied + reason.len() + 256);
         lines.buf.put_slice(b"SIP/2.0 ");
-        lines.buf.put_slice(code.to_string().as_bytes());
-        lines.buf.put_u8(b' ');
-        for c in reason.chars() {
-            let c = if c.is_control() { ' ' } else { c };
-            let mut b = [0u8; 4];
-            lines.buf.put_slice(c.encode_utf8(&mut b).as_bytes());
+        // Three digits (clamped above).
+        lines.buf.put_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+            b' ',
+        ]);
+        if reason.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            lines.buf.put_slice(reason.as_bytes());
+        } else {
+            for c in reason.chars() {
+                let c = if c.is_control() { ' ' } else { c };
+                let mut b = [0u8; 4];
+                lines.buf.put_slice(c.encode_utf8(&mut b).as_bytes());
+            }
         }
         lines.buf.put_slice(b"\r\n");
         let mut to_end = None;
         for name in COPIED {
             for v in request.typed_values(name) {
                 // Folded values are copied unfolded (same value, one line).
-                lines.line(name.as_str(), &crate::scan::unfold(&v));
+                lines.copy(name.as_str(), &crate::scan::unfold(&v));
                 if name == HeaderName::To {
                     to_end = Some(lines.buf.len() - 2);
                 }

@@ -3,7 +3,7 @@
 
 use habla_transaction::Transport;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Identifies one connection for as long as the endpoint lives (ids are
 /// never reused). Datagram flows have [`ConnId::DATAGRAM`].
@@ -63,10 +63,106 @@ impl fmt::Display for Flow {
             Transport::Wss => "wss",
             _ => "?",
         };
-        write!(f, "{t}:{}->{}", self.local, self.remote)?;
+        // A registrar keys bindings by this text (one per REGISTER): the
+        // addresses are written without the formatting machinery's padding
+        // support, which cost more than the rest of the string.
+        let mut s = String::with_capacity(64);
+        s.push_str(t);
+        s.push(':');
+        push_socket_addr(&mut s, self.local);
+        s.push_str("->");
+        push_socket_addr(&mut s, self.remote);
+        f.write_str(&s)?;
         if self.is_stream() {
             write!(f, "#{}", self.conn.0)?;
         }
         Ok(())
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(s: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(d as char);
+    }
+}
+
+/// Appends an IP address as `Display` writes it (IPv6 through `Display`:
+/// rare on the hot path and intricate to compress).
+pub(crate) fn push_ip(s: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(s, u64::from(o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use fmt::Write;
+            let _ = write!(s, "{v6}");
+        }
+    }
+}
+
+/// Appends a socket address as `Display` writes it (`ip:port`, `[ip6]:port`).
+pub(crate) fn push_socket_addr(s: &mut String, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(_) => push_ip(s, a.ip()),
+        SocketAddr::V6(v6) => {
+            use fmt::Write;
+            let _ = write!(s, "[{}", v6.ip());
+            if v6.scope_id() != 0 {
+                let _ = write!(s, "%{}", v6.scope_id());
+            }
+            s.push(']');
+        }
+    }
+    s.push(':');
+    push_decimal(s, u64::from(a.port()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for a in [
+            "127.0.0.1:5060",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.30.4:9",
+            "[::1]:5060",
+            "[2001:db8::1]:40000",
+            "[fe80::1%3]:5060",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut s = String::new();
+            push_socket_addr(&mut s, a);
+            assert_eq!(s, a.to_string());
+            let mut s = String::new();
+            push_ip(&mut s, a.ip());
+            assert_eq!(s, a.ip().to_string());
+        }
+        let flow = Flow {
+            transport: Transport::Tcp,
+            local: "192.0.2.1:5060".parse().unwrap(),
+            remote: "[::1]:40000".parse().unwrap(),
+            conn: ConnId(7),
+        };
+        assert_eq!(flow.to_string(), "tcp:192.0.2.1:5060->[::1]:40000#7");
     }
 }

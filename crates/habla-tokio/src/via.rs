@@ -59,7 +59,6 @@ pub fn stamp_received(msg: &mut Message, source: SocketAddr) -> Result<bool, hab
         return Ok(false);
     }
     // One string, written once: this runs for every request received.
-    use std::fmt::Write;
     let mut value = String::with_capacity(via.as_str().len() + 48);
     value.push_str(head(via));
     for (name, v) in via.params().iter() {
@@ -68,9 +67,11 @@ pub fn stamp_received(msg: &mut Message, source: SocketAddr) -> Result<bool, hab
             push_param(&mut value, name, v);
         }
     }
-    let _ = write!(value, ";received={src_ip}");
+    value.push_str(";received=");
+    crate::flow::push_ip(&mut value, src_ip);
     if rport_asked {
-        let _ = write!(value, ";rport={}", source.port());
+        value.push_str(";rport=");
+        crate::flow::push_decimal(&mut value, u64::from(source.port()));
     }
     replace_top_via(msg, &value)?;
     Ok(true)

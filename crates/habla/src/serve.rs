@@ -163,7 +163,14 @@ impl LocalNames {
 
     /// Whether a host (as written in a URI) is one of ours.
     pub fn is_local(&self, host: &str) -> bool {
-        self.domains.contains(&host.to_ascii_lowercase())
+        // Host names compare without case; they are usually written in
+        // lower case already (no copy then: this runs several times per
+        // request).
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.domains.contains(&host.to_ascii_lowercase())
+        } else {
+            self.domains.contains(host)
+        }
     }
 }
 

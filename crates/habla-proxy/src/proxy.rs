@@ -6,7 +6,7 @@ use crate::config::{Interface, ProxyConfig};
 use crate::location::{LocationContact, LocationLookup, Lookup};
 use crate::Error;
 use habla_message::{Error as MessageError, HeaderName, Host, Message, Method, Uri, MAGIC_COOKIE};
-use habla_transaction::{cancel_for, TransactionKey, Transport};
+use habla_transaction::{cancel_for, CounterHash, TransactionKey, Transport};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
@@ -205,9 +205,9 @@ pub struct Proxy<L> {
     seed: u64,
     counter: u64,
     next_context: u64,
-    contexts: HashMap<u64, Box<Context>>,
-    by_server: HashMap<TransactionKey, u64>,
-    by_client: HashMap<TransactionKey, BranchId>,
+    contexts: HashMap<u64, Box<Context>, CounterHash>,
+    by_server: HashMap<TransactionKey, u64, CounterHash>,
+    by_client: HashMap<TransactionKey, BranchId, CounterHash>,
     schedule: BTreeSet<(Instant, u64, Slot)>,
     actions: VecDeque<Action>,
 }
@@ -222,9 +222,9 @@ impl<L: LocationLookup> Proxy<L> {
             seed,
             counter: 0,
             next_context: 0,
-            contexts: HashMap::new(),
-            by_server: HashMap::new(),
-            by_client: HashMap::new(),
+            contexts: HashMap::default(),
+            by_server: HashMap::default(),
+            by_client: HashMap::default(),
             schedule: BTreeSet::new(),
             actions: VecDeque::new(),
         }

@@ -237,7 +237,7 @@ pub(crate) struct Net {
     /// `rport` whose sent-by port is not its source port, or `maddr`).
     /// Worked out once from the request, so that no response is parsed
     /// again to find it; the usual client is not in here.
-    respond_elsewhere: HashMap<TransactionKey, SocketAddr>,
+    respond_elsewhere: HashMap<TransactionKey, SocketAddr, habla_transaction::CounterHash>,
 }
 
 /// A connection being opened, and what waits for it.
@@ -368,7 +368,7 @@ impl<U: TransactionUser> Shard<U> {
                     mark: count > 1,
                     connecting: HashMap::new(),
                     out: Vec::new(),
-                    respond_elsewhere: HashMap::new(),
+                    respond_elsewhere: HashMap::default(),
                 },
             }),
             shared,

@@ -3,6 +3,7 @@
 
 use crate::build;
 use crate::config::{Config, Target, Timer};
+use crate::keys::CounterHash;
 use crate::matching::{legacy_matches, ClientKey, LegacyKey, LegacyLookup, ServerKey};
 use crate::schedule::Schedule;
 use crate::state::{
@@ -317,7 +318,7 @@ pub struct TransactionLayer<A> {
     /// 32 s by Timer J), and a rehash that moves half-kilobyte entries
     /// holds the caller for milliseconds; moving pointers, for
     /// microseconds.
-    txs: HashMap<u64, Box<Tx<A>>>,
+    txs: HashMap<u64, Box<Tx<A>>, CounterHash>,
     clients: HashMap<ClientKey, u64>,
     servers: HashMap<ServerKey, u64>,
     legacy: HashMap<LegacyKey, Vec<u64>>,
@@ -331,7 +332,7 @@ impl<A: Clone> TransactionLayer<A> {
         TransactionLayer {
             config,
             next_id: 0,
-            txs: HashMap::new(),
+            txs: HashMap::default(),
             clients: HashMap::new(),
             servers: HashMap::new(),
             legacy: HashMap::new(),

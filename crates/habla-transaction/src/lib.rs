@@ -82,6 +82,7 @@
 mod build;
 mod config;
 mod error;
+mod keys;
 mod layer;
 mod matching;
 mod schedule;
@@ -90,6 +91,7 @@ mod state;
 pub use build::{ack_for_non_2xx, cancel_for, overload_response};
 pub use config::{Config, Target, Timer, TimerConfig, Transport};
 pub use error::Error;
+pub use keys::{CounterHash, CounterHasher};
 pub use layer::{Event, Output, Refusal, TransactionKey, TransactionLayer, Transmit};
 pub use state::{
     ClientInviteState, ClientNonInviteState, ServerInviteState, ServerNonInviteState, State,

@@ -258,26 +258,26 @@ impl Message {
         // passed are ASCII.
         let mut lines = Lines::new(data, msg_start);
         // The start line.
-        let (start_content_end, next) = line_end(&mut lines, data, pos);
+        let (_, next) = line_end(&mut lines, data, pos);
         if next > head_limit {
             return hard(Error::Limit {
                 what: LimitKind::HeaderSize,
                 limit: limits.max_header_size,
             });
         }
-        let _ = start_content_end;
         let start_line = Span::new(pos, next);
-        let mut body_start = data.len();
-        let mut head_end_lines = next;
         pos = next;
 
         // Split the header lines: one pass that finds each line end, the
-        // name (validated as a token), the colon and the trimmed value.
+        // name (validated as a token), the colon and the trimmed value. The
+        // loop ends at the empty line (the body starts after it) or at the
+        // end of the data; `pos` is then the end of the header lines.
         let mut fields: Vec<Field> = Vec::with_capacity(20);
         let mut index = [Slot::default(); CORE_HEADERS];
-        let mut line_no = 1usize;
-        while pos < data.len() {
-            line_no += 1;
+        let body_start = loop {
+            if pos >= data.len() {
+                break data.len();
+            }
             let (content_end, next) = line_end(&mut lines, data, pos);
             if next > head_limit {
                 return hard(Error::Limit {
@@ -285,15 +285,26 @@ impl Message {
                     limit: limits.max_header_size,
                 });
             }
-            if content_end == pos {
-                body_start = next;
-                break;
-            }
-            let first = data.get(pos).copied().unwrap_or(0);
-            if first == SP || first == b'\t' {
-                // RFC 3261 §7.3.1 line folding: a continuation of the value.
-                match fields.last_mut() {
-                    Some(f) => {
+            // field-name = token, then optional white space and ':'.
+            let (name_end, name, colon) = match HeaderName::known_before_colon(data, pos) {
+                // The usual `Name:` (the colon is on this line: a known
+                // name is made of letters and '-', so this is neither the
+                // empty line nor a folded one).
+                Some((colon, name)) if colon < content_end => (colon, name, colon),
+                _ => {
+                    if content_end == pos {
+                        break next;
+                    }
+                    let first = data.get(pos).copied().unwrap_or(0);
+                    if first == SP || first == b'\t' {
+                        // RFC 3261 §7.3.1 line folding: a continuation of
+                        // the value.
+                        let Some(f) = fields.last_mut() else {
+                            return hard(Error::HeaderLine {
+                                line: line_number(data, msg_start, pos),
+                                reason: "continuation line before any header",
+                            });
+                        };
                         let end = trim_end_ws(data, pos, content_end);
                         if end > pos {
                             f.value.end = end as u32;
@@ -302,72 +313,62 @@ impl Message {
                             }
                         }
                         f.line.end = next as u32;
+                        pos = next;
+                        continue;
                     }
-                    None => {
+                    let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
+                    let mut i = name_end;
+                    while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
+                        i += 1;
+                    }
+                    if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
+                        let line = data.get(pos..content_end).unwrap_or(&[]);
                         return hard(Error::HeaderLine {
-                            line: line_no,
-                            reason: "continuation line before any header",
-                        })
+                            line: line_number(data, msg_start, pos),
+                            reason: if crate::scan::find_byte(line, b':').is_some() {
+                                "header name is not a token"
+                            } else {
+                                "no ':' after the header name"
+                            },
+                        });
                     }
+                    (name_end, name, i)
                 }
-            } else {
-                // field-name = token, then optional white space and ':'.
-                let (name_end, name, i) = match HeaderName::known_before_colon(data, pos) {
-                    // The usual `Name:` (the colon is on this line: a known
-                    // name holds no CR or LF).
-                    Some((colon, name)) if colon < content_end => (colon, name, colon),
-                    _ => {
-                        let (name_end, name) = HeaderName::scan_at(data, pos, content_end);
-                        let mut i = name_end;
-                        while i < content_end && matches!(data.get(i), Some(&(SP | b'\t'))) {
-                            i += 1;
-                        }
-                        if i >= content_end || data.get(i) != Some(&b':') || name_end == pos {
-                            let line = data.get(pos..content_end).unwrap_or(&[]);
-                            return hard(Error::HeaderLine {
-                                line: line_no,
-                                reason: if crate::scan::find_byte(line, b':').is_some() {
-                                    "header name is not a token"
-                                } else {
-                                    "no ':' after the header name"
-                                },
-                            });
-                        }
-                        (name_end, name, i)
-                    }
-                };
-                if fields.len() >= limits.max_headers {
-                    return hard(Error::Limit {
-                        what: LimitKind::HeaderCount,
-                        limit: limits.max_headers,
-                    });
-                }
-                let mut vstart = i + 1;
-                // Usually one space, then the value.
-                if data.get(vstart) == Some(&SP) {
-                    vstart += 1;
-                }
-                while vstart < content_end && matches!(data.get(vstart), Some(&(SP | b'\t'))) {
-                    vstart += 1;
-                }
-                let vend = trim_end_ws(data, vstart, content_end);
-                if let Some(slot) = index.get_mut(name as usize) {
-                    if slot.count == 0 {
-                        slot.first = fields.len() as u32;
-                    }
-                    slot.count = slot.count.saturating_add(1);
-                }
-                fields.push(Field {
-                    name,
-                    owned: 0,
-                    name_end: name_end as u32,
-                    value: Span::new(vstart, vend),
-                    line: Span::new(pos, next),
+            };
+            if fields.len() >= limits.max_headers {
+                return hard(Error::Limit {
+                    what: LimitKind::HeaderCount,
+                    limit: limits.max_headers,
                 });
             }
-            head_end_lines = next;
+            // The value: usually after one space, and with no white space
+            // at its end (the loops are for the other forms). The octet at
+            // `content_end` is CR or LF (or past the end), so the value
+            // starts at most there.
+            let mut vstart = colon + 1;
+            if data.get(vstart) == Some(&SP) {
+                vstart += 1;
+            }
+            while vstart < content_end && matches!(data.get(vstart), Some(&(SP | b'\t'))) {
+                vstart += 1;
+            }
+            let vend = trim_end_ws(data, vstart, content_end);
+            if let Some(slot) = index.get_mut(name as usize) {
+                if slot.count == 0 {
+                    slot.first = fields.len() as u32;
+                }
+                slot.count = slot.count.saturating_add(1);
+            }
+            fields.push(Field {
+                name,
+                owned: 0,
+                name_end: name_end as u32,
+                value: Span::new(vstart, vend),
+                line: Span::new(pos, next),
+            });
             pos = next;
-        }
+        };
+        let head_end_lines = pos;
         // Validate UTF-8 once; every later slice is then a `str`.
         let head_bytes = data.get(..head_end_lines).unwrap_or(&[]);
         // (The octets before `msg_start` are CR and LF.)
@@ -1177,6 +1178,17 @@ fn parse_content_length(
         .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
 }
 
+/// The number of the line at `pos` (the start line being 1): every line
+/// before it ended with a LF. Worked out for errors only.
+fn line_number(data: &[u8], msg_start: usize, pos: usize) -> usize {
+    1 + data
+        .get(msg_start..pos)
+        .unwrap_or(&[])
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+}
+
 #[inline]
 fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
     while end > start && matches!(data.get(end - 1), Some(&(SP | b'\t'))) {
@@ -1187,10 +1199,11 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
 
 /// The end of the line starting at `pos` without its terminator (LF or
 /// CRLF), and the start of the next line (`data.len()` for the last line
-/// when it has no terminator).
+/// when it has no terminator). Lines are taken in order: `pos` is where
+/// the previous one ended.
 #[inline]
 fn line_end(lines: &mut Lines<'_>, data: &[u8], pos: usize) -> (usize, usize) {
-    match lines.next_lf(pos) {
+    match lines.next_lf() {
         Some(nl) => {
             let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
                 nl - 1
@@ -1392,6 +1405,25 @@ mod tests {
             "SIP/2.0  200 OK",
         ] {
             assert!(msg(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn header_line_errors_name_their_line() {
+        for (text, line) in [
+            ("INVITE sip:a@b SIP/2.0\r\n badfold\r\nVia: x\r\n\r\n", 2),
+            (
+                "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n folded\r\nBad Name: x\r\n\r\n",
+                4,
+            ),
+            ("\r\n\r\nINVITE sip:a@b SIP/2.0\nVia: x\nnocolon\n\n", 3),
+            ("SIP/2.0 200 OK\r\nTo: a\r\n:x\r\n", 3),
+        ] {
+            let e = Message::parse(Bytes::from(text)).unwrap_err();
+            assert!(
+                matches!(e.error(), Error::HeaderLine { line: l, .. } if *l == line),
+                "{text:?}: {e}"
+            );
         }
     }
 

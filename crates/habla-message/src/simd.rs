@@ -11,39 +11,67 @@
 //! not call these functions, though (without a cheap movemask the octet
 //! searches of `lines.rs` and `scan.rs` are faster there).
 
-/// Bit `i` set when octet `i` is LF, and bit `i` set when octet `i` is not
-/// ASCII (0x80 or above).
+/// Bit `i` set when octet `i` is LF; and non-zero when some octet is not
+/// ASCII (0x80 or above), without saying which ([`high_mask`] does).
 #[inline(always)]
-pub(crate) fn lf_high_masks(c: &[u8; 64]) -> (u64, u64) {
+pub(crate) fn lf_any_high(c: &[u8; 64]) -> (u64, u32) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8, _mm_setzero_si128,
         };
         let mut lf = 0u64;
-        let mut high = 0u64;
+        // SAFETY: SSE2 is in the x86_64 baseline; register arithmetic.
+        let mut any = unsafe { _mm_setzero_si128() };
         for (k, chunk) in c.chunks_exact(16).enumerate() {
             // SAFETY: SSE2 is in the x86_64 baseline; `_mm_loadu_si128`
             // reads the 16 octets of `chunk` (`chunks_exact(16)`), unaligned
             // loads being allowed. The rest is register arithmetic.
-            let (l, h) = unsafe {
+            let l = unsafe {
                 let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-                let nl = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
-                (_mm_movemask_epi8(nl), _mm_movemask_epi8(v))
+                // The high bits of the OR of the chunks: some octet is high.
+                any = _mm_or_si128(any, v);
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)))
             };
             // `pmovmskb` sets only the low 16 bits.
             lf |= u64::from(l as u16) << (16 * k);
-            high |= u64::from(h as u16) << (16 * k);
         }
-        (lf, high)
+        // SAFETY: SSE2 is in the x86_64 baseline; register arithmetic.
+        let h = unsafe { _mm_movemask_epi8(any) };
+        (lf, h as u32)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        lf_high_masks_portable(c)
+        let (lf, high) = lf_high_masks_portable(c);
+        (lf, u32::from(high != 0))
     }
 }
 
-/// [`lf_high_masks`] eight octets at a time without SIMD instructions: the
+/// Bit `i` set when octet `i` is not ASCII (0x80 or above).
+#[inline]
+pub(crate) fn high_mask(c: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_movemask_epi8};
+        let mut high = 0u64;
+        for (k, chunk) in c.chunks_exact(16).enumerate() {
+            // SAFETY: SSE2 is in the x86_64 baseline; `_mm_loadu_si128`
+            // reads the 16 octets of `chunk` (`chunks_exact(16)`), unaligned
+            // loads being allowed.
+            let h = unsafe { _mm_movemask_epi8(_mm_loadu_si128(chunk.as_ptr().cast::<__m128i>())) };
+            high |= u64::from(h as u16) << (16 * k);
+        }
+        high
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        lf_high_masks_portable(c).1
+    }
+}
+
+/// The LF and non-ASCII masks (as [`lf_any_high`] and [`high_mask`]) eight
+/// octets at a time without SIMD instructions: the
 /// exact zero-octet test on `w ^ LF` (no borrow crosses octets), then the
 /// high bit of each octet gathered into eight bits by one multiplication.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
@@ -167,16 +195,22 @@ mod tests {
                     (seed >> 56) as u8
                 };
             }
-            assert_eq!(lf_high_masks(&c), lf_reference(&c), "{c:?}");
-            assert_eq!(lf_high_masks_portable(&c), lf_reference(&c), "{c:?}");
+            let (lf, high) = lf_reference(&c);
+            assert_eq!(lf_any_high(&c), (lf, lf_any_high(&c).1), "{c:?}");
+            assert_eq!(lf_any_high(&c).1 != 0, high != 0, "{c:?}");
+            assert_eq!(high_mask(&c), high, "{c:?}");
+            assert_eq!(lf_high_masks_portable(&c), (lf, high), "{c:?}");
             let h: &[u8; 16] = c[..16].try_into().unwrap();
             assert_eq!(host_masks(h), host_reference(h), "{h:?}");
             assert_eq!(host_masks_portable(h), host_reference(h), "{h:?}");
         }
         for v in 0..=255u8 {
             let c = [v; 64];
-            assert_eq!(lf_high_masks(&c), lf_reference(&c), "{v}");
-            assert_eq!(lf_high_masks_portable(&c), lf_reference(&c), "{v}");
+            let (lf, high) = lf_reference(&c);
+            assert_eq!(lf_any_high(&c).0, lf, "{v}");
+            assert_eq!(lf_any_high(&c).1 != 0, high != 0, "{v}");
+            assert_eq!(high_mask(&c), high, "{v}");
+            assert_eq!(lf_high_masks_portable(&c), (lf, high), "{v}");
             let h = [v; 16];
             assert_eq!(host_masks(&h), host_reference(&h), "{v}");
             assert_eq!(host_masks_portable(&h), host_reference(&h), "{v}");

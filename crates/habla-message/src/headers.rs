@@ -200,11 +200,21 @@ fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<Foun
             }
             value = Some((v0, i, token_end == i));
         }
-        if found.is_none() && b.get(n0..n1).is_some_and(|n| n.eq_ignore_ascii_case(key)) {
+        if found.is_none() && is_key(b, n0, n1, key) {
             found = Some(value);
         }
     }
     Some((i, found))
+}
+
+/// Whether `b[n0..n1]` is `key`, a word of lower-case letters, in any case:
+/// `| 0x20` turns an upper-case letter into its lower case and no octet but
+/// the two cases of a letter into a lower-case letter.
+#[inline(always)]
+fn is_key(b: &[u8], n0: usize, n1: usize, key: &[u8]) -> bool {
+    n1.wrapping_sub(n0) == key.len()
+        && b.get(n0..n1)
+            .is_some_and(|n| n.iter().zip(key).all(|(&x, &k)| x | 0x20 == k))
 }
 
 impl Via {
@@ -214,13 +224,13 @@ impl Via {
     /// `Via` as the general path (comma split, then [`Via::parse_in`]) in
     /// one pass. `None` sends every other form, valid or not, there.
     pub(crate) fn parse_first_fast(src: &SipStr, value: Sub) -> Option<Via> {
-        let s = value.get(src);
-        let base = Sub::of(src, s).start();
-        let b = s.as_bytes();
-        if b.get(..8)? != b"SIP/2.0/" {
+        // Positions are those of `src`, whose octets `b` ends with the value.
+        let v0 = value.start();
+        let b = src.as_bytes().get(..value.end())?;
+        if b.get(v0..v0.checked_add(8)?)? != b"SIP/2.0/" {
             return None;
         }
-        let t0 = 8;
+        let t0 = v0 + 8;
         let mut i = t0;
         while b.get(i).is_some_and(|&c| is_token(c)) {
             i += 1;
@@ -237,22 +247,21 @@ impl Via {
         }
         let branch = match branch {
             None => None,
-            Some(Some((v0, v1, true))) => Some(Sub::new(base + v0, base + v1)),
+            Some(Some((x, y, true))) => Some(Sub::new(x, y)),
             // A branch without value or with a non-token one: the general
             // path reports it.
             Some(_) => return None,
         };
-        let sub = |a: usize, z: usize| Sub::new(base + a, base + z);
         Some(Via {
-            all: sub(0, end),
-            name: sub(0, 3),
-            version: sub(4, 7),
-            transport: sub(t0, t1),
-            host: sub(h0, h1),
+            all: Sub::new(v0, end),
+            name: Sub::new(v0, v0 + 3),
+            version: Sub::new(v0 + 4, v0 + 7),
+            transport: Sub::new(t0, t1),
+            host: Sub::new(h0, h1),
             host_kind,
             port,
             params: if end > after {
-                sub(after, end)
+                Sub::new(after, end)
             } else {
                 Sub::default()
             },
@@ -326,12 +335,12 @@ impl NameAddr {
     /// is not a SIP URI is parsed when built).
     #[inline]
     pub(crate) fn scan_fast(src: &SipStr, value: Sub) -> Option<NameAddrSpans> {
-        let s = value.get(src);
-        let base = Sub::of(src, s).start();
-        let b = s.as_bytes();
-        let mut i = 0;
+        // Positions are those of `src`, whose octets `b` ends with the value.
+        let (v0, v1) = (value.start(), value.end());
+        let b = src.as_bytes().get(..v1)?;
+        let mut i = v0;
         let mut display = None;
-        if b.first() != Some(&b'<') {
+        if b.get(i) != Some(&b'<') {
             loop {
                 let t0 = i;
                 while b.get(i).is_some_and(|&c| is_token(c)) {
@@ -361,12 +370,12 @@ impl NameAddr {
         let u0 = i + 1;
         // The usual SIP URI, scanned up to its '>' (which none of its parts
         // holds: the first '>'); any other URI is found by the '>' first.
-        let (sip, close) = match Uri::scan_sip_until(src.as_bytes(), base + u0, b'>') {
-            Some(sip) if sip.end() < base + b.len() => (Some(sip), sip.end() - base),
-            _ => {
+        let (sip, close) = match Uri::scan_sip_until(b, u0, b'>') {
+            Some(sip) => (Some(sip), sip.end()),
+            None => {
                 let close = u0 + memchr::memchr(b'>', b.get(u0..)?)?;
                 if matches!(b.get(u0), Some(b' ' | b'\t'))
-                    || matches!(b.get(close.wrapping_sub(1)), Some(b' ' | b'\t'))
+                    || matches!(b.get(close - 1), Some(b' ' | b'\t'))
                 {
                     return None;
                 }
@@ -375,22 +384,20 @@ impl NameAddr {
         };
         let after = close + 1;
         let (end, tag) = fast_params(b, after, b"tag")?;
-        if end != b.len() {
+        if end != v1 {
             return None;
         }
         Some(NameAddrSpans {
             sip,
-            uri: Sub::new(base + u0, base + close),
-            all: Sub::new(base, base + b.len()),
-            display: display.map(|d| Sub::new(base, base + d)),
+            uri: Sub::new(u0, close),
+            all: Sub::new(v0, v1),
+            display: display.map(|d| Sub::new(v0, d)),
             params: if end > after {
-                Sub::new(base + after, base + end)
+                Sub::new(after, end)
             } else {
                 Sub::default()
             },
-            tag: tag
-                .flatten()
-                .map(|(v0, v1, _)| Sub::new(base + v0, base + v1)),
+            tag: tag.flatten().map(|(x, y, _)| Sub::new(x, y)),
         })
     }
 }
@@ -1049,38 +1056,58 @@ mod tests {
 
     #[test]
     fn name_addr_fast_path_agrees_with_the_general_path() {
+        let mut fast_count = 0;
         for v in EDGES {
-            let src = s(v);
-            let all = Sub::new(0, src.len());
-            if let Some(fast) = NameAddr::parse_fast(&src, all) {
-                let general = NameAddr::parse_in(&src, all, "To").expect(v);
-                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{v}");
-                // As a Contact list: one element, the same.
-                let mut list = Vec::new();
-                parse_list(&src, all, "Contact", &mut list, |src, i| {
-                    NameAddr::parse_in(src, i, "Contact")
-                })
-                .expect(v);
-                assert_eq!(list.len(), 1, "{v}");
-                assert_eq!(format!("{:?}", list[0]), format!("{general:?}"), "{v}");
+            // The value alone, and inside a longer text (as in a header
+            // section): the fast path reads nothing outside the value.
+            for (before, after) in EMBEDDINGS {
+                let text = format!("{before}{v}{after}");
+                let src = s(&text);
+                let all = Sub::new(before.len(), before.len() + v.len());
+                if let Some(fast) = NameAddr::parse_fast(&src, all) {
+                    fast_count += 1;
+                    let general = NameAddr::parse_in(&src, all, "To").expect(v);
+                    assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{text:?}");
+                    // As a Contact list: one element, the same.
+                    let mut list = Vec::new();
+                    parse_list(&src, all, "Contact", &mut list, |src, i| {
+                        NameAddr::parse_in(src, i, "Contact")
+                    })
+                    .expect(v);
+                    assert_eq!(list.len(), 1, "{v}");
+                    assert_eq!(format!("{:?}", list[0]), format!("{general:?}"), "{v}");
+                }
             }
         }
+        assert!(fast_count >= 40, "{fast_count}");
     }
+
+    /// Texts around a value in the fast path tests: none, a header line's,
+    /// and octets that would extend the value's last part if read.
+    const EMBEDDINGS: [(&str, &str); 4] = [
+        ("", ""),
+        ("To: ", "\r\n"),
+        ("x", "a;b>c"),
+        ("\u{e9}", "\u{e9}"),
+    ];
 
     #[test]
     fn via_fast_path_agrees_with_the_general_path() {
         let mut fast_count = 0;
         for v in EDGES {
-            let src = s(v);
-            let all = Sub::new(0, src.len());
-            if let Some(fast) = Via::parse_first_fast(&src, all) {
-                fast_count += 1;
-                let first = comma_items(&src).next().expect(v);
-                let general = Via::parse_in(&src, Sub::of(&src, first)).expect(v);
-                assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{v}");
+            for (before, after) in EMBEDDINGS {
+                let text = format!("{before}{v}{after}");
+                let src = s(&text);
+                let all = Sub::new(before.len(), before.len() + v.len());
+                if let Some(fast) = Via::parse_first_fast(&src, all) {
+                    fast_count += 1;
+                    let first = comma_items(all.get(&src)).next().expect(v);
+                    let general = Via::parse_in(&src, Sub::of(&src, first)).expect(v);
+                    assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{text:?}");
+                }
             }
         }
-        assert!(fast_count >= 4);
+        assert!(fast_count >= 16, "{fast_count}");
     }
 
     #[test]

@@ -310,9 +310,9 @@ impl Uri {
         // Fast path: the usual SIP URI, read from the octets (it accepts
         // ASCII only, so a span that is not a `str` slice goes on to the
         // general path and its error).
-        if let Some(b) = src.as_bytes().get(all.start()..all.end()) {
-            if let Some(from) = sip_scheme(b) {
-                if let Some(u) = sip_scan(b, all.start(), from, None) {
+        if let Some(b) = src.as_bytes().get(..all.end()) {
+            if let Some(from) = b.get(all.start()..).and_then(sip_scheme) {
+                if let Some(u) = sip_scan(b, all.start(), all.start() + from, None) {
                     return Ok(Uri::Sip(u.build(src)));
                 }
             }
@@ -599,28 +599,28 @@ impl SipSpans {
 }
 
 /// The usual SIP URI, `[user@]host[:port][;param[=value]]*` with no escape,
-/// password, IPv6 reference or URI headers, in one pass over `b` (starting
-/// with the scheme, at `base` in its source; `from` is the position after
-/// the scheme's ':'). With `end` `None`, the URI is all of `b`; with
-/// `Some(c)`, it ends at the first octet outside its grammar, which must be
-/// `c` (an octet none of its parts holds, such as the '>' of a name-addr),
-/// so that the URI found is the one the general path parses from the text
-/// up to the first `c`. Gives the parts of the same `SipUri` as the general
-/// path, or `None` for it to handle every other form.
+/// password, IPv6 reference or URI headers, in one pass over `b` from
+/// `start` (where the scheme is; `from` is the position after the scheme's
+/// ':'); positions are those of `b`, which is the URI's source up to some
+/// point. With `end` `None`, the URI is the rest of `b`; with `Some(c)`,
+/// it ends at the first octet outside its grammar, which must be `c` (an
+/// octet none of its parts holds, such as the '>' of a name-addr), so that
+/// the URI found is the one the general path parses from the text up to
+/// the first `c`. Gives the parts of the same `SipUri` as the general path,
+/// or `None` for it to handle every other form.
 #[inline]
-fn sip_scan(b: &[u8], base: usize, from: usize, end: Option<u8>) -> Option<SipSpans> {
+fn sip_scan(b: &[u8], start: usize, from: usize, end: Option<u8>) -> Option<SipSpans> {
     let mut i = from;
     while b.get(i).is_some_and(|&c| USER_PLAIN[c as usize]) {
         i += 1;
     }
-    let stop = b.get(i).copied();
-    let (user, host_start) = match stop {
-        Some(b'@') if i > from => (Some(Sub::new(base + from, base + i)), i + 1),
+    let (user, host_start) = match b.get(i).copied() {
+        Some(b'@') if i > from => (Some(Sub::new(from, i)), i + 1),
         // No '@' can follow: the user scan stopped at the end, at ':' (a
         // port: digits, then parameters, which hold no '@'), or at a
         // character the host scan will refuse.
         Some(b':') => (None, from),
-        _ if stop == end => (None, from),
+        stop if stop == end => (None, from),
         _ => return None,
     };
     let (host_end, host_kind, port, after) = fast_host_port(b, host_start)?;
@@ -650,26 +650,26 @@ fn sip_scan(b: &[u8], base: usize, from: usize, end: Option<u8>) -> Option<SipSp
         return None;
     }
     Some(SipSpans {
-        all: Sub::new(base, base + j),
-        secure: from == 5,
+        all: Sub::new(start, j),
+        secure: from - start == 5,
         user,
-        host: Sub::new(base + host_start, base + host_end),
+        host: Sub::new(host_start, host_end),
         host_kind,
         port,
-        params: Sub::new(base + after, base + j),
+        params: Sub::new(after, j),
     })
 }
 
 impl Uri {
-    /// The usual SIP URI at `src[start..]`, ended by the octet `end` (one
+    /// The usual SIP URI at `b[start..]`, ended by the octet `end` (one
     /// that no part of it holds, such as a name-addr's '>'): its parts (the
-    /// position of `end` is their end), or `None` for the general path.
-    /// Gives the same URI as [`Uri::parse_in`] on the text up to the first
-    /// `end`.
+    /// position of `end` is their end; positions are those of `b`), or
+    /// `None` for the general path. Gives the same URI as
+    /// [`Uri::parse_in`] on the text up to the first `end`.
     #[inline]
-    pub(crate) fn scan_sip_until(src: &[u8], start: usize, end: u8) -> Option<SipSpans> {
-        let b = src.get(start..)?;
-        sip_scan(b, start, sip_scheme(b)?, Some(end))
+    pub(crate) fn scan_sip_until(b: &[u8], start: usize, end: u8) -> Option<SipSpans> {
+        let from = start + sip_scheme(b.get(start..)?)?;
+        sip_scan(b, start, from, Some(end))
     }
 }
 
@@ -1050,19 +1050,27 @@ mod tests {
                                         );
                                     }
                                 }
-                                for tail in tails {
-                                    let text = format!("{uri}{tail}");
+                                // After a prefix too: positions are the
+                                // source's.
+                                for (prefix, tail) in tails
+                                    .iter()
+                                    .flat_map(|t| [("", t), ("<", t), ("Contact: a <", t)])
+                                {
+                                    let text = format!("{prefix}{uri}{tail}");
                                     let src = SipStr::from(text.as_str());
-                                    let Some(fast) = Uri::scan_sip_until(src.as_bytes(), 0, b'>')
+                                    let start = prefix.len();
+                                    let Some(fast) =
+                                        Uri::scan_sip_until(src.as_bytes(), start, b'>')
                                     else {
                                         continue;
                                     };
                                     let (fast, close) = (Uri::Sip(fast.build(&src)), fast.end());
-                                    let first = text.find('>').expect("ended by '>'");
+                                    let first =
+                                        start + text[start..].find('>').expect("ended by '>'");
                                     assert_eq!(close, first, "{text}");
-                                    let from = sip_scheme(src.as_bytes()).expect("sip");
+                                    let from = sip_scheme(&src.as_bytes()[start..]).expect("sip");
                                     let general =
-                                        parse_sip(&src, Sub::new(0, first), from, from == 5)
+                                        parse_sip(&src, Sub::new(start, first), from, from == 5)
                                             .map(Uri::Sip)
                                             .unwrap_or_else(|e| panic!("{text}: {e}"));
                                     assert_eq!(

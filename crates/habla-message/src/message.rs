@@ -605,7 +605,7 @@ impl Message {
                 .single(HeaderName::CallId)?
                 .ok_or(Error::Missing("Call-ID"))?;
             // callid = word [ "@" word ] (RFC 3261 §25.1)
-            if crate::scan::is_call_id(self.value_str(f).as_bytes()) {
+            if crate::scan::is_call_id(self.value_bytes(f)) {
                 Ok(self.value_of(f))
             } else {
                 Err(Error::header("Call-ID", "not word[@word]"))
@@ -809,6 +809,12 @@ impl Message {
     #[inline]
     fn value_str<'a>(&'a self, f: &Field) -> &'a str {
         self.text(f).get(f.value.range()).unwrap_or("")
+    }
+
+    /// The octets of a field's value.
+    #[inline]
+    fn value_bytes<'a>(&'a self, f: &Field) -> &'a [u8] {
+        self.src(f).as_bytes().get(f.value.range()).unwrap_or(&[])
     }
 
     /// The value of a field as a span of [`Message::src`].

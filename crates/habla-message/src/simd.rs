@@ -152,6 +152,61 @@ pub(crate) fn host_masks_portable(c: &[u8; 16]) -> (u32, u32) {
     (host, dots)
 }
 
+/// Bit `i` set when octet `i` is a `word` character (RFC 3261 §25.1, the
+/// Call-ID's), and bit `i` set when it is '@'.
+#[inline(always)]
+pub(crate) fn word_at_masks(c: &[u8; 16]) -> (u32, u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_add_epi8, _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8,
+            _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is in the x86_64 baseline; `_mm_loadu_si128` reads
+        // the 16 octets of `c`, unaligned loads being allowed. The rest is
+        // register arithmetic.
+        let (word, at) = unsafe {
+            let v = _mm_loadu_si128(c.as_ptr().cast::<__m128i>());
+            let eq = |x: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(x as i8));
+            // `word` is every visible character (0x21 to 0x7e) but these
+            // nine: x - 0x21 + 0x80 maps 0x21..=0x7e onto -128..=-35.
+            let visible = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8(0x5f)), _mm_set1_epi8(-34));
+            let not_word = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_or_si128(eq(b'#'), eq(b'$')),
+                    _mm_or_si128(eq(b'&'), eq(b',')),
+                ),
+                _mm_or_si128(
+                    _mm_or_si128(eq(b';'), eq(b'=')),
+                    _mm_or_si128(_mm_or_si128(eq(b'@'), eq(b'^')), eq(b'|')),
+                ),
+            );
+            (
+                _mm_movemask_epi8(_mm_andnot_si128(not_word, visible)),
+                _mm_movemask_epi8(eq(b'@')),
+            )
+        };
+        (u32::from(word as u16), u32::from(at as u16))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        word_at_masks_portable(c)
+    }
+}
+
+/// [`word_at_masks`] one octet at a time.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+pub(crate) fn word_at_masks_portable(c: &[u8; 16]) -> (u32, u32) {
+    let mut word = 0u32;
+    let mut at = 0u32;
+    for (i, &x) in c.iter().enumerate() {
+        word |= u32::from(crate::scan::is_word(x)) << i;
+        at |= u32::from(x == b'@') << i;
+    }
+    (word, at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +229,18 @@ mod tests {
             dots |= u32::from(b == b'.') << i;
         }
         (host, dots)
+    }
+
+    /// `word` from its definition in RFC 3261 §25.1, not from the table.
+    fn word_at_reference(c: &[u8; 16]) -> (u32, u32) {
+        let mut word = 0;
+        let mut at = 0;
+        for (i, &b) in c.iter().enumerate() {
+            let w = b.is_ascii_alphanumeric() || b"-.!%*_+`'~()<>:\\\"/[]?{}".contains(&b);
+            word |= u32::from(w) << i;
+            at |= u32::from(b == b'@') << i;
+        }
+        (word, at)
     }
 
     #[test]
@@ -203,6 +270,8 @@ mod tests {
             let h: &[u8; 16] = c[..16].try_into().unwrap();
             assert_eq!(host_masks(h), host_reference(h), "{h:?}");
             assert_eq!(host_masks_portable(h), host_reference(h), "{h:?}");
+            assert_eq!(word_at_masks(h), word_at_reference(h), "{h:?}");
+            assert_eq!(word_at_masks_portable(h), word_at_reference(h), "{h:?}");
         }
         for v in 0..=255u8 {
             let c = [v; 64];
@@ -214,6 +283,8 @@ mod tests {
             let h = [v; 16];
             assert_eq!(host_masks(&h), host_reference(&h), "{v}");
             assert_eq!(host_masks_portable(&h), host_reference(&h), "{v}");
+            assert_eq!(word_at_masks(&h), word_at_reference(&h), "{v}");
+            assert_eq!(word_at_masks_portable(&h), word_at_reference(&h), "{v}");
         }
     }
 }

@@ -732,26 +732,46 @@ impl CSeq {
 }
 
 /// A media type (Content-Type, RFC 3261 §20.15): `type/subtype;params`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
+// Unit tests compare every span; elsewhere `Debug` shows the text (the
+// shared source can be a whole header section).
+#[cfg_attr(test, derive(Debug))]
 pub struct MediaType {
-    raw: SipStr,
+    // The shared text the value lives in (possibly a whole header section)
+    // and the value's extent in it; the parts are spans of `src`.
+    src: SipStr,
+    all: Sub,
     main: Sub,
     subtype: Sub,
     params: Sub,
 }
 
+impl PartialEq for MediaType {
+    /// Media types are equal when written the same (the parts follow from
+    /// the text).
+    fn eq(&self, other: &MediaType) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for MediaType {}
+
 impl MediaType {
+    /// The value as written (without the white space around it).
+    fn as_str(&self) -> &str {
+        self.all.get(&self.src)
+    }
     /// The top-level type (`application`).
     pub fn main_type(&self) -> &str {
-        self.main.get(&self.raw)
+        self.main.get(&self.src)
     }
     /// The subtype (`sdp`).
     pub fn subtype(&self) -> &str {
-        self.subtype.get(&self.raw)
+        self.subtype.get(&self.src)
     }
     /// Parameters (`;boundary=...`).
     pub fn params(&self) -> Params<'_> {
-        Params(self.params.get(&self.raw))
+        Params(self.params.get(&self.src))
     }
     /// `type/subtype` matches, case-insensitively.
     pub fn is(&self, main: &str, sub: &str) -> bool {
@@ -759,7 +779,7 @@ impl MediaType {
     }
     /// `type/subtype` as written (without parameters).
     pub fn essence(&self) -> &str {
-        self.raw
+        self.src
             .get(self.main.start()..self.subtype.end())
             .unwrap_or("")
     }
@@ -769,40 +789,47 @@ impl MediaType {
         MediaType::parse_in(value, Sub::new(0, value.len()))
     }
 
-    /// Parses the media type at `value` in `src`.
+    /// Parses the media type at `value` in `src`, sharing `src`.
     pub(crate) fn parse_in(src: &SipStr, value: Sub) -> Result<MediaType, Error> {
         // Fast path: `token/token[;params]` without LWS or quotes, which the
-        // general code below accepts with the same spans.
-        let b = value.get(src).as_bytes();
-        let t1 = b.iter().position(|&c| !is_token(c)).unwrap_or(b.len());
-        if t1 > 0 && b.get(t1) == Some(&b'/') {
-            let s0 = t1 + 1;
-            let s1 = s0
-                + b.get(s0..)
-                    .unwrap_or(&[])
-                    .iter()
-                    .position(|&c| !is_token(c))
-                    .unwrap_or(b.len() - s0);
-            if s1 > s0 {
-                if let Some((end, _)) = fast_params(b, s1, b"") {
-                    if end == b.len() {
-                        return Ok(MediaType {
-                            raw: src.slice(value.start()..value.end()),
-                            main: Sub::new(0, t1),
-                            subtype: Sub::new(s0, s1),
-                            params: if end > s1 {
-                                Sub::new(s1, end)
-                            } else {
-                                Sub::default()
-                            },
-                        });
+        // general code below accepts with the same spans. Positions are
+        // those of `src`, whose octets `b` ends with the value.
+        let (v0, v1) = (value.start(), value.end());
+        if let Some(b) = src.as_bytes().get(..v1) {
+            let mut i = v0;
+            while b.get(i).is_some_and(|&c| is_token(c)) {
+                i += 1;
+            }
+            let t1 = i;
+            if t1 > v0 && b.get(i) == Some(&b'/') {
+                i += 1;
+                let s0 = i;
+                while b.get(i).is_some_and(|&c| is_token(c)) {
+                    i += 1;
+                }
+                let s1 = i;
+                if s1 > s0 {
+                    if let Some((end, _)) = fast_params(b, s1, b"") {
+                        if end == v1 {
+                            return Ok(MediaType {
+                                src: src.clone(),
+                                all: Sub::new(v0, v1),
+                                main: Sub::new(v0, t1),
+                                subtype: Sub::new(s0, s1),
+                                params: if end > s1 {
+                                    Sub::new(s1, end)
+                                } else {
+                                    Sub::default()
+                                },
+                            });
+                        }
                     }
                 }
             }
         }
         let err = |r: &'static str| Error::header("Content-Type", r);
-        let v = src.slice_ref(trim_lws(value.get(src)));
-        let mut sc = Scanner::new(v.as_str());
+        let v = trim_lws(value.get(src));
+        let mut sc = Scanner::new(v);
         let t = sc.token().ok_or_else(|| err("type missing"))?;
         sc.skip_lws();
         if !sc.eat(b'/') {
@@ -816,11 +843,24 @@ impl MediaType {
             return Err(err("unexpected text after the media type"));
         }
         Ok(MediaType {
-            main: Sub::of(&v, t),
-            subtype: Sub::of(&v, st),
-            params: Sub::of(&v, params),
-            raw: v,
+            all: Sub::of(src, v),
+            main: Sub::of(src, t),
+            subtype: Sub::of(src, st),
+            params: Sub::of(src, params),
+            src: src.clone(),
         })
+    }
+}
+
+#[cfg(not(test))]
+impl std::fmt::Debug for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaType")
+            .field("value", &self.as_str())
+            .field("type", &self.main_type())
+            .field("subtype", &self.subtype())
+            .field("params", &self.params())
+            .finish()
     }
 }
 
@@ -1108,6 +1148,60 @@ mod tests {
             }
         }
         assert!(fast_count >= 16, "{fast_count}");
+    }
+
+    #[test]
+    fn media_type_fast_path_agrees_with_the_general_path() {
+        let values = [
+            "application/sdp",
+            "Application/SDP;charset=utf-8",
+            "multipart/mixed;boundary=unique-boundary-1",
+            "multipart/mixed;boundary=\"x;y\"",
+            "text/plain ;a=b",
+            "text /plain",
+            "text/ plain",
+            "text/plain;",
+            "text/plain;a=",
+            "text/plain;a=[::1]",
+            "text/plain;a=b:c",
+            "text/plain;a;b=c;d",
+            "text/",
+            "/plain",
+            "text",
+            "text/plain/x",
+            "t\u{e9}xt/plain",
+            "",
+        ];
+        let mut fast_count = 0;
+        for v in values {
+            for (before, after) in EMBEDDINGS {
+                let text = format!("{before}{v}{after}");
+                let src = s(&text);
+                let all = Sub::new(before.len(), before.len() + v.len());
+                let parsed = MediaType::parse_in(&src, all);
+                // The general path alone: the value with a space in front,
+                // which the fast path refuses.
+                let spaced = format!("{before} {v}{after}");
+                let general = MediaType::parse_in(
+                    &s(&spaced),
+                    Sub::new(before.len(), before.len() + v.len() + 1),
+                );
+                match (&parsed, &general) {
+                    (Ok(p), Ok(g)) => {
+                        fast_count += 1;
+                        assert_eq!(p, g, "{text:?}");
+                        assert_eq!(
+                            (p.main_type(), p.subtype(), p.params().as_str(), p.essence()),
+                            (g.main_type(), g.subtype(), g.params().as_str(), g.essence()),
+                            "{text:?}"
+                        );
+                    }
+                    (Err(p), Err(g)) => assert_eq!(p, g, "{text:?}"),
+                    _ => panic!("{text:?}: {parsed:?} / {general:?}"),
+                }
+            }
+        }
+        assert!(fast_count >= 30, "{fast_count}");
     }
 
     #[test]

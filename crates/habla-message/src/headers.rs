@@ -168,7 +168,7 @@ type FoundParam = Option<(usize, usize, bool)>;
 /// that needs the general scanner ([`scan_header_params_finding`]), which
 /// gives the same result on every list this one accepts.
 #[inline]
-fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<FoundParam>)> {
+fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundParam>)> {
     let mut found = None;
     while b.get(i) == Some(&b';') {
         i += 1;
@@ -207,14 +207,53 @@ fn fast_params(b: &[u8], mut i: usize, key: &[u8]) -> Option<(usize, Option<Foun
     Some((i, found))
 }
 
-/// Whether `b[n0..n1]` is `key`, a word of lower-case letters, in any case:
-/// `| 0x20` turns an upper-case letter into its lower case and no octet but
-/// the two cases of a letter into a lower-case letter.
+/// A parameter name looked for by [`fast_params`]: at most eight lower-case
+/// letters, as one little-endian word (zeros past the name) and a length.
+#[derive(Clone, Copy)]
+struct Key {
+    word: u64,
+    len: usize,
+}
+
+impl Key {
+    const fn new(name: &[u8]) -> Key {
+        assert!(name.len() <= 8, "a key is at most eight letters");
+        let mut word = 0u64;
+        let mut i = 0;
+        while i < name.len() {
+            assert!(name[i].is_ascii_lowercase(), "a key is lower-case letters");
+            word |= (name[i] as u64) << (8 * i);
+            i += 1;
+        }
+        Key {
+            word,
+            len: name.len(),
+        }
+    }
+
+    /// No name: no parameter is looked for.
+    const NONE: Key = Key { word: 0, len: 0 };
+    const TAG: Key = Key::new(b"tag");
+    const BRANCH: Key = Key::new(b"branch");
+}
+
+/// Whether the parameter name `b[n0..n1]` is `key` in any case: `| 0x20`
+/// turns an upper-case letter into its lower case and no octet but the two
+/// cases of a letter into a lower-case letter. One word compared when the
+/// eight octets from `n0` are there (the name's are the low ones).
 #[inline(always)]
-fn is_key(b: &[u8], n0: usize, n1: usize, key: &[u8]) -> bool {
-    n1.wrapping_sub(n0) == key.len()
-        && b.get(n0..n1)
-            .is_some_and(|n| n.iter().zip(key).all(|(&x, &k)| x | 0x20 == k))
+fn is_key(b: &[u8], n0: usize, n1: usize, key: Key) -> bool {
+    if key.len == 0 || n1.wrapping_sub(n0) != key.len {
+        return false;
+    }
+    match crate::scan::load8(b, n0) {
+        Some(w) => (w | 0x2020_2020_2020_2020) & (u64::MAX >> (64 - 8 * key.len)) == key.word,
+        None => b.get(n0..n1).is_some_and(|n| {
+            n.iter()
+                .zip(key.word.to_le_bytes())
+                .all(|(&x, k)| x | 0x20 == k)
+        }),
+    }
 }
 
 impl Via {
@@ -241,7 +280,7 @@ impl Via {
         }
         let h0 = i + 1;
         let (h1, host_kind, port, after) = fast_host_port(b, h0)?;
-        let (end, branch) = fast_params(b, after, b"branch")?;
+        let (end, branch) = fast_params(b, after, Key::BRANCH)?;
         if !matches!(b.get(end), None | Some(b',')) {
             return None;
         }
@@ -383,7 +422,7 @@ impl NameAddr {
             }
         };
         let after = close + 1;
-        let (end, tag) = fast_params(b, after, b"tag")?;
+        let (end, tag) = fast_params(b, after, Key::TAG)?;
         if end != v1 {
             return None;
         }
@@ -809,7 +848,7 @@ impl MediaType {
                 }
                 let s1 = i;
                 if s1 > s0 {
-                    if let Some((end, _)) = fast_params(b, s1, b"") {
+                    if let Some((end, _)) = fast_params(b, s1, Key::NONE) {
                         if end == v1 {
                             return Ok(MediaType {
                                 src: src.clone(),
@@ -1202,6 +1241,31 @@ mod tests {
             }
         }
         assert!(fast_count >= 30, "{fast_count}");
+    }
+
+    #[test]
+    fn parameter_keys_match_in_any_case_only() {
+        for (key, name) in [(Key::TAG, "tag"), (Key::BRANCH, "branch")] {
+            // Every octet at every position, with and without octets after
+            // the name in the buffer (the word load and the octet loop).
+            for at in 0..name.len() {
+                for x in 0..=255u8 {
+                    let mut n = name.as_bytes().to_vec();
+                    n[at] = x;
+                    let want = n.eq_ignore_ascii_case(name.as_bytes());
+                    for tail in [&b""[..], b"=1", b";lr=12345678"] {
+                        let b = [&b";"[..], &n, tail].concat();
+                        assert_eq!(is_key(&b, 1, 1 + n.len(), key), want, "{b:?}");
+                    }
+                }
+            }
+            for other in ["ta", "tags", "bran", "branches", "", "TAG", "BrAnCh"] {
+                let b = format!(";{other}=x");
+                let want = other.eq_ignore_ascii_case(name);
+                assert_eq!(is_key(b.as_bytes(), 1, 1 + other.len(), key), want, "{b}");
+            }
+        }
+        assert!(!is_key(b";x", 1, 2, Key::NONE));
     }
 
     #[test]

@@ -341,18 +341,26 @@ impl Message {
                     limit: limits.max_headers,
                 });
             }
-            // The value: usually after one space, and with no white space
-            // at its end (the loops are for the other forms). The octet at
-            // `content_end` is CR or LF (or past the end), so the value
-            // starts at most there.
-            let mut vstart = colon + 1;
-            if data.get(vstart) == Some(&SP) {
-                vstart += 1;
-            }
-            while vstart < content_end && matches!(data.get(vstart), Some(&(SP | b'\t'))) {
-                vstart += 1;
-            }
-            let vend = trim_end_ws(data, vstart, content_end);
+            // The value, without the white space around it. Usually
+            // `: value` (one space, then an octet that is not white space)
+            // with no white space at the end; the loops are for the other
+            // forms. The octet at `content_end` is CR or LF (or past the
+            // end), so the value starts at most there (and after a space
+            // after the colon, the line goes on past it).
+            let ws = |c: u8| c == SP || c == b'\t';
+            let (vstart, vend) = match (
+                data.get(colon + 1..colon + 3),
+                data.get(content_end.wrapping_sub(1)),
+            ) {
+                (Some(&[SP, c]), Some(&last)) if !ws(c) && !ws(last) => (colon + 2, content_end),
+                _ => {
+                    let mut vstart = colon + 1;
+                    while vstart < content_end && data.get(vstart).is_some_and(|&c| ws(c)) {
+                        vstart += 1;
+                    }
+                    (vstart, trim_end_ws(data, vstart, content_end))
+                }
+            };
             if let Some(slot) = index.get_mut(name as usize) {
                 if slot.count == 0 {
                     slot.first = fields.len() as u32;

@@ -707,31 +707,34 @@ pub struct CSeq {
 impl CSeq {
     /// Parses a CSeq value.
     pub fn parse(value: &SipStr) -> Result<CSeq, Error> {
-        CSeq::parse_in(value, value)
+        CSeq::parse_at(value, Sub::new(0, value.len()))
     }
 
-    /// Parses the CSeq value `value`, a slice of `src`.
-    pub(crate) fn parse_in(value: &str, src: &SipStr) -> Result<CSeq, Error> {
+    /// Parses the CSeq value at `value` in `src`.
+    pub(crate) fn parse_at(src: &SipStr, value: Sub) -> Result<CSeq, Error> {
         // Fast path: `DIGITS SP METHOD`, which the general code accepts with
         // the same result.
-        let b = value.as_bytes();
+        let b = src
+            .as_bytes()
+            .get(value.start()..value.end())
+            .unwrap_or(&[]);
         // The number in the same pass as its digits (`parse_u32`'s value:
         // leading zeros allowed, at most 2**32 - 1).
         let mut digits = 0;
         let mut seq = 0u64;
-        while let Some(d) = b
-            .get(digits)
-            .map(|c| c.wrapping_sub(b'0'))
-            .filter(|&d| d <= 9)
-        {
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
             seq = (seq * 10 + u64::from(d)).min(1 << 32);
             digits += 1;
         }
         if digits > 0 && seq <= u64::from(u32::MAX) && b.get(digits) == Some(&b' ') {
-            // `Method::parse_in` accepts exactly the non-empty tokens.
-            if let Some(method) = value
+            // `Method::parse_bytes` accepts exactly the non-empty tokens.
+            if let Some(method) = b
                 .get(digits + 1..)
-                .and_then(|m| Method::parse_in(m, src))
+                .and_then(|m| Method::parse_bytes(m, src))
             {
                 return Ok(CSeq {
                     seq: seq as u32,
@@ -739,10 +742,10 @@ impl CSeq {
                 });
             }
         }
-        CSeq::parse_general(value, src)
+        CSeq::parse_general(value.get(src), src)
     }
 
-    /// [`CSeq::parse_in`] without its fast path.
+    /// [`CSeq::parse_at`] without its fast path.
     fn parse_general(value: &str, src: &SipStr) -> Result<CSeq, Error> {
         let mut sc = Scanner::new(value);
         sc.skip_lws();
@@ -1300,10 +1303,15 @@ mod tests {
         for n in numbers {
             for r in rests {
                 let v = format!("{n}{r}");
-                let src = SipStr::from(v.as_str());
-                let fast = CSeq::parse_in(&v, &src).map_err(|e| e.to_string());
-                let general = CSeq::parse_general(&v, &src).map_err(|e| e.to_string());
-                assert_eq!(fast, general, "{v:?}");
+                for (before, after) in EMBEDDINGS {
+                    let text = format!("{before}{v}{after}");
+                    let src = s(&text);
+                    let all = Sub::new(before.len(), before.len() + v.len());
+                    let fast = CSeq::parse_at(&src, all).map_err(|e| e.to_string());
+                    let general =
+                        CSeq::parse_general(all.get(&src), &src).map_err(|e| e.to_string());
+                    assert_eq!(fast, general, "{text:?}");
+                }
             }
         }
     }

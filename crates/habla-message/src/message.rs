@@ -5,7 +5,7 @@
 use crate::error::{Error, LimitKind, ParseError};
 use crate::headers::{parse_contacts, parse_list, CSeq, Contact, MediaType, NameAddr, Via};
 use crate::lines::Lines;
-use crate::scan::{is_token, parse_u32};
+use crate::scan::{is_token, parse_u32, parse_u32_bytes};
 use crate::text::Sub;
 use crate::{HeaderName, Method, SipStr, Uri};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -627,7 +627,7 @@ impl Message {
             let f = self
                 .single(HeaderName::CSeq)?
                 .ok_or(Error::Missing("CSeq"))?;
-            CSeq::parse_in(self.value_str(f), self.src(f))
+            CSeq::parse_at(self.src(f), Message::value_sub(f))
         })
     }
 
@@ -636,7 +636,7 @@ impl Message {
         cached(&self.cache.max_forwards, || {
             self.single(HeaderName::MaxForwards)?
                 .map(|f| {
-                    parse_u32(self.value_str(f), 255)
+                    parse_u32_bytes(self.value_bytes(f), 255)
                         .ok_or_else(|| Error::header("Max-Forwards", "not a number from 0 to 255"))
                 })
                 .transpose()
@@ -687,7 +687,7 @@ impl Message {
     pub fn content_length(&self) -> Result<Option<u32>, Error> {
         self.single(HeaderName::ContentLength)?
             .map(|f| {
-                parse_u32(self.value_str(f), u32::MAX)
+                parse_u32_bytes(self.value_bytes(f), u32::MAX)
                     .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
             })
             .transpose()
@@ -1173,21 +1173,29 @@ fn parse_content_length(
 ) -> Result<Option<u32>, Error> {
     let name = HeaderName::ContentLength;
     let slot = index.get(name as usize).copied().unwrap_or_default();
-    let mut lines = fields
-        .get(slot.first as usize..)
-        .unwrap_or(&[])
-        .iter()
-        .filter(|f| f.name == name)
-        .take(slot.count as usize);
-    let value = |f: &Field| head.get(f.value.range()).unwrap_or("");
-    let Some(first) = lines.next() else {
-        return Ok(None);
+    let value = |f: &Field| head.as_bytes().get(f.value.range()).unwrap_or(&[]);
+    let v = match slot.count {
+        0 => return Ok(None),
+        // One line (the usual case): no search.
+        1 => fields.get(slot.first as usize).map_or(&[][..], value),
+        _ => {
+            let mut lines = fields
+                .get(slot.first as usize..)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|f| f.name == name)
+                .take(slot.count as usize);
+            let Some(first) = lines.next() else {
+                return Ok(None);
+            };
+            let v = value(first);
+            if lines.any(|o| value(o) != v) {
+                return Err(Error::Duplicate(name.as_str()));
+            }
+            v
+        }
     };
-    let v = value(first);
-    if lines.any(|o| value(o) != v) {
-        return Err(Error::Duplicate(name.as_str()));
-    }
-    parse_u32(v, u32::MAX)
+    parse_u32_bytes(v, u32::MAX)
         .map(Some)
         .ok_or_else(|| Error::header("Content-Length", "not a non-negative number"))
 }

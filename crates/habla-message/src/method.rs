@@ -71,6 +71,29 @@ impl Method {
         })
     }
 
+    /// [`Method::parse_in`] on the octets `m` of `src`.
+    #[inline]
+    pub(crate) fn parse_bytes(m: &[u8], src: &SipStr) -> Option<Method> {
+        Some(match m {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"REGISTER" => Method::Register,
+            b"OPTIONS" => Method::Options,
+            b"INFO" => Method::Info,
+            b"UPDATE" => Method::Update,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"PUBLISH" => Method::Publish,
+            // A token is ASCII, hence a `str`.
+            other => return Method::parse_in(std::str::from_utf8(other).ok()?, src),
+        })
+    }
+
     /// The method as written on the wire.
     pub fn as_str(&self) -> &str {
         match self {
@@ -105,5 +128,47 @@ impl From<&str> for Method {
     fn from(s: &str) -> Method {
         let s = SipStr::from(s);
         Method::parse(&s).unwrap_or(Method::Extension(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn octets_and_text_give_the_same_method() {
+        let src = SipStr::from("x");
+        for m in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "REGISTER",
+            "OPTIONS",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+            "invite",
+            "INVITEX",
+            "INVIT",
+            "FOO-BAR.x",
+            "",
+            " ",
+            "A B",
+            "\u{e9}",
+            "@",
+            "X",
+        ] {
+            assert_eq!(
+                Method::parse_bytes(m.as_bytes(), &src),
+                Method::parse_in(m, &src),
+                "{m:?}"
+            );
+        }
     }
 }

@@ -668,7 +668,12 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 /// anything else (empty, non-digits, too large).
 #[inline]
 pub(crate) fn parse_u32(s: &str, max: u32) -> Option<u32> {
-    let b = s.as_bytes();
+    parse_u32_bytes(s.as_bytes(), max)
+}
+
+/// [`parse_u32`] on octets.
+#[inline]
+pub(crate) fn parse_u32_bytes(b: &[u8], max: u32) -> Option<u32> {
     if b.is_empty() {
         return None;
     }

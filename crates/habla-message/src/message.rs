@@ -137,19 +137,29 @@ pub struct Message {
     head: SipStr,
     start: StartLine,
     start_line: Span,
-    start_error: Option<Error>,
+    // The errors found while framing, kept for `validate` (rare: boxed, so
+    // that the message stays small for every move).
+    start_error: Option<Box<Error>>,
     version: Span,
     fields: Vec<Field>,
-    /// The text of header lines added or changed by edits.
-    owned: Vec<SipStr>,
     body: Bytes,
-    body_error: Option<Error>,
+    body_error: Option<Box<Error>>,
     edited: bool,
-    start_override: Option<SipStr>,
+    /// What edits wrote (none until the first edit).
+    edits: Option<Box<Edits>>,
     cache: Cache,
     /// First position and count of each frequently used header, so that a
     /// lookup skips the scan of every line.
     index: [Slot; CORE_HEADERS],
+}
+
+/// The text that edits wrote.
+#[derive(Debug, Clone, Default)]
+struct Edits {
+    /// The text of header lines added or changed.
+    owned: Vec<SipStr>,
+    /// A new start line.
+    start_line: Option<SipStr>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -183,11 +193,10 @@ impl Clone for Message {
             start_error: self.start_error.clone(),
             version: self.version,
             fields: self.fields.clone(),
-            owned: self.owned.clone(),
             body: self.body.clone(),
             body_error: self.body_error.clone(),
             edited: self.edited,
-            start_override: self.start_override.clone(),
+            edits: self.edits.clone(),
             cache: Cache::default(),
             index: self.index,
         }
@@ -437,14 +446,13 @@ impl Message {
             head,
             start,
             start_line,
-            start_error,
+            start_error: start_error.map(Box::new),
             version,
             fields,
-            owned: Vec::new(),
             body,
-            body_error,
+            body_error: body_error.map(Box::new),
             edited: false,
-            start_override: None,
+            edits: None,
             cache: Cache::default(),
             index,
         };
@@ -471,7 +479,7 @@ impl Message {
     /// equal to the request method, a body framed by Content-Length.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(e) = &self.start_error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         let version = self.version();
         if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -484,7 +492,7 @@ impl Message {
         let cseq = self.cseq()?;
         self.max_forwards()?;
         if let Some(e) = &self.body_error {
-            return Err(e.clone());
+            return Err((**e).clone());
         }
         if let StartLine::Request { method, .. } = &self.start {
             if cseq.method != *method {
@@ -728,7 +736,10 @@ impl Message {
     }
 
     fn start_text(&self) -> &SipStr {
-        self.start_override.as_ref().unwrap_or(&self.head)
+        self.edits
+            .as_ref()
+            .and_then(|e| e.start_line.as_ref())
+            .unwrap_or(&self.head)
     }
 
     // ----- raw headers ------------------------------------------------------
@@ -805,7 +816,10 @@ impl Message {
         if f.owned == 0 {
             &self.head
         } else {
-            self.owned.get(f.owned as usize - 1).unwrap_or(&EMPTY)
+            self.edits
+                .as_ref()
+                .and_then(|e| e.owned.get(f.owned as usize - 1))
+                .unwrap_or(&EMPTY)
         }
     }
 
@@ -933,14 +947,15 @@ impl Message {
 
     fn add_owned(&mut self, name: HeaderName, name_len: usize, text: String) -> Field {
         let vstart = (name_len + 2).min(text.len());
+        let owned = &mut self.edits.get_or_insert_with(Default::default).owned;
         let f = Field {
             name,
-            owned: self.owned.len() as u32 + 1,
+            owned: owned.len() as u32 + 1,
             name_end: name_len as u32,
             value: Span::new(vstart, text.len()),
             line: Span::new(0, text.len()),
         };
-        self.owned.push(SipStr::from(text));
+        owned.push(SipStr::from(text));
         f
     }
 
@@ -949,16 +964,18 @@ impl Message {
         self.cache = Cache::default();
         // Drop the text of edited lines that are gone.
         let live = self.fields.iter().filter(|f| f.owned != 0).count();
-        if live != self.owned.len() {
-            let mut owned = Vec::with_capacity(live);
-            for f in &mut self.fields {
-                if f.owned != 0 {
-                    let text = self.owned.get(f.owned as usize - 1).cloned();
-                    owned.push(text.unwrap_or_default());
-                    f.owned = owned.len() as u32;
+        if let Some(edits) = &mut self.edits {
+            if live != edits.owned.len() {
+                let mut owned = Vec::with_capacity(live);
+                for f in &mut self.fields {
+                    if f.owned != 0 {
+                        let text = edits.owned.get(f.owned as usize - 1).cloned();
+                        owned.push(text.unwrap_or_default());
+                        f.owned = owned.len() as u32;
+                    }
                 }
+                edits.owned = owned;
             }
-            self.owned = owned;
         }
         self.reindex();
     }
@@ -1061,7 +1078,7 @@ impl Message {
             method,
             uri: Span::new(start, end),
         };
-        self.start_override = Some(text);
+        self.edits.get_or_insert_with(Default::default).start_line = Some(text);
         self.start_error = None;
         self.touched();
         Ok(())

@@ -22,10 +22,7 @@ const BLOCK: usize = 64;
 /// (a zero is neither LF nor high).
 #[inline]
 fn with_block<R>(data: &[u8], at: usize, f: impl FnOnce(&[u8; BLOCK]) -> R) -> R {
-    match data
-        .get(at..at.saturating_add(BLOCK))
-        .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
-    {
+    match data.get(at..).and_then(|b| b.first_chunk::<BLOCK>()) {
         Some(c) => f(c),
         None => {
             let mut c = [0u8; BLOCK];
@@ -93,11 +90,12 @@ impl<'a> LineFeeds<'a> {
     fn next_block_lf(&mut self) -> Option<usize> {
         loop {
             // The current block reaches the end of the data: no more LF.
-            if self.data.len().saturating_sub(self.base) <= BLOCK {
+            let next = self.base + BLOCK;
+            if next >= self.data.len() {
                 return None;
             }
             self.passed_high |= self.high;
-            self.base += BLOCK;
+            self.base = next;
             (self.lf, self.high) = with_block(self.data, self.base, lf_any_high);
             if self.lf != 0 {
                 let at = self.base + self.lf.trailing_zeros() as usize;

@@ -194,31 +194,80 @@ fn low_octets(k: usize) -> u64 {
     (1u64 << (8 * (k & 7))) - 1
 }
 
-/// The known long name of `len` octets whose first `N` words (zero past
-/// the name) are `words` in any case, `Other` if none. Known names start and
-/// end with a letter, where `| 0x20` is the lower case the hash table was
-/// built with; for any other octet the hash only picks a bucket that cannot
-/// match.
+/// The multiplier of [`colon_bucket`]: the first `(k * 0x9E37_79B9_7F4A_7C15)
+/// | 1`, for k = 1, 2, ..., that gives every known long name a bucket of
+/// its own (k = 223; `colon_multiplier_is_the_first_that_separates` checks
+/// it, and the table's build fails if a name added later shares a bucket).
+const COLON_M: u64 = 0xd253_0895_e1e2_164b;
+
+/// The bucket of a name whose words, folded to lower case (`| 0x20` on
+/// each octet of the name, zero past it), are `f`.
 #[inline(always)]
-fn known_words<const N: usize>(len: usize, first: u8, last: u8, words: [u64; N]) -> HeaderName {
-    for &slot in &NAME_TABLE[bucket(len, first | 0x20, last | 0x20)] {
-        let Some(known) = (slot as usize)
-            .checked_sub(1)
-            .and_then(|i| NAME_WORDS.get(i))
-        else {
-            break;
-        };
-        if known.len as usize == len
-            && words
-                .iter()
-                .zip(&known.case)
-                .zip(&known.lower)
-                .all(|((w, c), l)| w | c == *l)
-        {
-            return known.name;
+const fn colon_bucket(f: [u64; 3]) -> usize {
+    let x = f[0] ^ f[1].rotate_left(17) ^ f[2].rotate_left(37);
+    (x.wrapping_mul(COLON_M) >> 56) as usize
+}
+
+/// The index + 1 in [`NAME_WORDS`] of the long name of each bucket of
+/// [`colon_bucket`], 0 for none.
+static COLON_TABLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < KNOWN.len() {
+        let n = KNOWN[i].0.as_bytes();
+        if n.len() > 1 {
+            let mut f = [0u64; 3];
+            let mut j = 0;
+            while j < n.len() {
+                f[j / 8] |= ((n[j] | 0x20) as u64) << ((j % 8) * 8);
+                j += 1;
+            }
+            let b = colon_bucket(f);
+            assert!(
+                t[b] == 0,
+                "two header names share a bucket: choose another COLON_M"
+            );
+            t[b] = (i + 1) as u8;
         }
+        i += 1;
     }
-    HeaderName::Other
+    t
+};
+
+/// The known long name of `len` octets (two or more) whose first `N` words
+/// (zero past the name) are `words` in any case, `Other` if none: the one
+/// name of its bucket, compared.
+#[inline(always)]
+fn known_at<const N: usize>(len: usize, words: [u64; N]) -> HeaderName {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    // The octets of the name folded, zeros past it: the last word holds
+    // `len - 8 * (N - 1)` octets of it, fewer than eight.
+    let mut f = [0u64; 3];
+    for (k, (fk, &w)) in f.iter_mut().zip(&words).enumerate() {
+        let in_name = if k + 1 < N {
+            u64::MAX
+        } else {
+            low_octets(len - 8 * k)
+        };
+        *fk = (w | FOLD) & in_name;
+    }
+    let slot = COLON_TABLE[colon_bucket(f)];
+    match (slot as usize)
+        .checked_sub(1)
+        .and_then(|i| NAME_WORDS.get(i))
+    {
+        Some(known)
+            if known.len as usize == len
+                && words
+                    .iter()
+                    .zip(&known.case)
+                    .zip(&known.lower)
+                    .all(|((w, c), l)| w | c == *l) =>
+        {
+            known.name
+        }
+        _ => HeaderName::Other,
+    }
 }
 
 /// The compact forms (RFC 3261 §7.3.3), by octet, in both cases; `Other`
@@ -331,44 +380,23 @@ impl HeaderName {
             let name = match k {
                 0 => return None,
                 1 => COMPACT[(w0 & 0xff) as usize],
-                _ => known_words(
-                    k,
-                    w0 as u8,
-                    (w0 >> (8 * (k - 1))) as u8,
-                    [w0 & low_octets(k)],
-                ),
+                _ => known_at(k, [w0 & low_octets(k)]),
             };
             (k, name)
         } else {
             let w1 = crate::scan::load8(data, start + 8)?;
             let k = colon_index(w1);
             if k < 8 {
-                let last = if k == 0 {
-                    w0 >> 56
-                } else {
-                    w1 >> (8 * (k - 1))
-                } as u8;
                 let len = 8 + k;
-                (
-                    len,
-                    known_words(len, w0 as u8, last, [w0, w1 & low_octets(k)]),
-                )
+                (len, known_at(len, [w0, w1 & low_octets(k)]))
             } else {
                 let w2 = crate::scan::load8(data, start + 16)?;
                 let k = colon_index(w2);
                 if k == 8 {
                     return None;
                 }
-                let last = if k == 0 {
-                    w1 >> 56
-                } else {
-                    w2 >> (8 * (k - 1))
-                } as u8;
                 let len = 16 + k;
-                (
-                    len,
-                    known_words(len, w0 as u8, last, [w0, w1, w2 & low_octets(k)]),
-                )
+                (len, known_at(len, [w0, w1, w2 & low_octets(k)]))
             }
         };
         (name != HeaderName::Other).then_some((start + len, name))
@@ -689,6 +717,26 @@ mod tests {
         check(b"Via");
         check(b"Via\r\nX: y\r\n\r\n");
         check(b"To\r\n: y\r\n\r\n");
+    }
+
+    #[test]
+    fn colon_multiplier_is_the_first_that_separates() {
+        let separates = |m: u64| {
+            let mut seen = [false; 256];
+            KNOWN.iter().filter(|(n, _)| n.len() > 1).all(|(n, _)| {
+                let mut f = [0u64; 3];
+                for (j, c) in n.bytes().enumerate() {
+                    f[j / 8] |= u64::from(c | 0x20) << ((j % 8) * 8);
+                }
+                let x = f[0] ^ f[1].rotate_left(17) ^ f[2].rotate_left(37);
+                let b = (x.wrapping_mul(m) >> 56) as usize;
+                !std::mem::replace(&mut seen[b], true)
+            })
+        };
+        let first = (1u64..)
+            .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+            .find(|&m| separates(m));
+        assert_eq!(first, Some(COLON_M));
     }
 
     fn is_token_octet(c: u8) -> bool {

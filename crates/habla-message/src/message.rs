@@ -481,9 +481,14 @@ impl Message {
         if let Some(e) = &self.start_error {
             return Err((**e).clone());
         }
-        let version = self.version();
-        if !version.eq_ignore_ascii_case("SIP/2.0") {
-            return Err(Error::Version(version.to_owned()));
+        // The version as written, usually in upper case (one comparison).
+        let version = self
+            .start_text()
+            .as_bytes()
+            .get(self.version.range())
+            .unwrap_or(&[]);
+        if version != b"SIP/2.0" && !version.eq_ignore_ascii_case(b"SIP/2.0") {
+            return Err(Error::Version(self.version().to_owned()));
         }
         self.top_via()?;
         self.from()?;
@@ -503,7 +508,7 @@ impl Message {
             }
             if let Uri::Sip(u) = self.request_uri()? {
                 // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI.
-                if !u.headers().is_empty() {
+                if u.has_headers() {
                     return Err(Error::RequestUriHeaders);
                 }
             }

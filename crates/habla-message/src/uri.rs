@@ -759,6 +759,11 @@ impl SipUri {
     pub fn headers(&self) -> &str {
         self.headers.get(&self.src)
     }
+
+    /// Whether [`SipUri::headers`] is not empty, from its span.
+    pub(crate) fn has_headers(&self) -> bool {
+        self.headers.start() < self.headers.end()
+    }
     /// The `transport` parameter.
     pub fn transport(&self) -> Option<&str> {
         self.params().value("transport")
@@ -1043,6 +1048,7 @@ mod tests {
                                         fast_count += 1;
                                         let general = parse_sip(&src, all, from, from == 5)
                                             .unwrap_or_else(|e| panic!("{uri}: {e}"));
+                                        assert_eq!(fast.has_headers(), !fast.headers().is_empty());
                                         assert_eq!(
                                             format!("{fast:?}"),
                                             format!("{general:?}"),
@@ -1086,6 +1092,23 @@ mod tests {
             }
         }
         assert!(fast_count > 1000, "{fast_count}");
+    }
+
+    #[test]
+    fn headers_span_says_whether_there_are_headers() {
+        for text in [
+            "sip:a@b",
+            "sip:a@b?h=v",
+            "sip:a@b;lr?h=v&x=y",
+            "sips:a:pw@[::1]:5061;lr?h=%20",
+            "sip:b",
+            "sip:a@b;x=y",
+        ] {
+            let Uri::Sip(s) = u(text) else {
+                panic!("{text}")
+            };
+            assert_eq!(s.has_headers(), !s.headers().is_empty(), "{text}");
+        }
     }
 
     #[test]

@@ -238,40 +238,39 @@ pub(crate) fn fast_host_port(
 
 /// A dotted-quad IPv4 address as `std` parses it (four decimal octets of
 /// one to three digits, no leading zero, at most 255), without its generic
-/// parser: one pass over the octets.
+/// parser: one pass, an octet of the address (up to three digits) at a
+/// time.
 #[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    let mut v = 0u32;
-    let mut digits = 0;
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 {
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            *octets.get_mut(n)? = v as u8;
-            n += 1;
-            v = 0;
-            digits = 0;
-        } else {
-            let d = c.wrapping_sub(b'0');
-            // A digit; no leading zero (a first digit 0 followed by more).
-            if d > 9 || (digits > 0 && v == 0) {
+            i += 1;
+        }
+        let d0 = digit(i)?;
+        let mut v = u32::from(d0);
+        i += 1;
+        if let Some(d1) = digit(i) {
+            // No leading zero.
+            if d0 == 0 {
                 return None;
             }
-            v = v * 10 + u32::from(d);
-            digits += 1;
-            if v > 255 {
-                return None;
+            v = v * 10 + u32::from(d1);
+            i += 1;
+            if let Some(d2) = digit(i) {
+                v = v * 10 + u32::from(d2);
+                i += 1;
             }
         }
+        *octet = u8::try_from(v).ok()?;
     }
-    if n != 3 || digits == 0 {
-        return None;
-    }
-    octets[3] = v as u8;
-    Some(Ipv4Addr::from(octets))
+    // A fourth digit or anything else after the last octet: not an address.
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
 }
 
 /// Scans `[":" port]`.
@@ -1239,6 +1238,24 @@ mod tests {
                     "{c:?}"
                 );
             }
+        }
+        // Strings of digits and dots (and a few others).
+        let alphabet = b"0123456789...2.5x";
+        let mut seed = 5u64;
+        for _ in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 59) as usize;
+            let c: Vec<u8> = (0..len)
+                .map(|k| alphabet[(seed >> (4 * k % 56)) as usize % alphabet.len()])
+                .collect();
+            let c = String::from_utf8(c).unwrap();
+            assert_eq!(
+                parse_ipv4(c.as_bytes()),
+                c.parse::<Ipv4Addr>().ok(),
+                "{c:?}"
+            );
         }
     }
 

@@ -2,8 +2,8 @@
 //! a shared string and returns a view whose parts are slices of it.
 
 use crate::params::{scan_header_params, scan_header_params_finding, Params};
-use crate::scan::is_param_value;
 use crate::scan::{comma_items, find_byte, is_token, parse_u32, trim_lws, unquote, Scanner};
+use crate::scan::{run_end, PARAM_VALUE, TOKEN};
 use crate::text::Sub;
 use crate::uri::{fast_host_port, scan_host, scan_port, Host, HostKind, SipSpans, Uri};
 use crate::{Error, Method, SipStr};
@@ -173,9 +173,7 @@ fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundP
     while b.get(i) == Some(&b';') {
         i += 1;
         let n0 = i;
-        while b.get(i).is_some_and(|&c| is_token(c)) {
-            i += 1;
-        }
+        i = run_end(b, i, &TOKEN);
         if i == n0 {
             return None;
         }
@@ -188,13 +186,8 @@ fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundP
             // (gen-value = token / host / quoted-string, RFC 3261 §25.1):
             // one pass that also tells whether the value is a token, as a
             // Via branch must be (via-branch = "branch" EQUAL token).
-            while b.get(i).is_some_and(|&c| is_token(c)) {
-                i += 1;
-            }
-            let token_end = i;
-            while b.get(i).is_some_and(|&c| is_param_value(c)) {
-                i += 1;
-            }
+            let token_end = run_end(b, i, &TOKEN);
+            i = run_end(b, token_end, &PARAM_VALUE);
             if i == v0 {
                 return None;
             }
@@ -270,11 +263,8 @@ impl Via {
             return None;
         }
         let t0 = v0 + 8;
-        let mut i = t0;
-        while b.get(i).is_some_and(|&c| is_token(c)) {
-            i += 1;
-        }
-        let t1 = i;
+        let t1 = run_end(b, t0, &TOKEN);
+        let i = t1;
         if t1 == t0 || b.get(i) != Some(&b' ') {
             return None;
         }
@@ -382,9 +372,7 @@ impl NameAddr {
         if b.get(i) != Some(&b'<') {
             loop {
                 let t0 = i;
-                while b.get(i).is_some_and(|&c| is_token(c)) {
-                    i += 1;
-                }
+                i = run_end(b, i, &TOKEN);
                 if i == t0 {
                     return None;
                 }
@@ -838,17 +826,12 @@ impl MediaType {
         // those of `src`, whose octets `b` ends with the value.
         let (v0, v1) = (value.start(), value.end());
         if let Some(b) = src.as_bytes().get(..v1) {
-            let mut i = v0;
-            while b.get(i).is_some_and(|&c| is_token(c)) {
-                i += 1;
-            }
+            let mut i = run_end(b, v0, &TOKEN);
             let t1 = i;
             if t1 > v0 && b.get(i) == Some(&b'/') {
                 i += 1;
                 let s0 = i;
-                while b.get(i).is_some_and(|&c| is_token(c)) {
-                    i += 1;
-                }
+                i = run_end(b, i, &TOKEN);
                 let s1 = i;
                 if s1 > s0 {
                     if let Some((end, _)) = fast_params(b, s1, Key::NONE) {

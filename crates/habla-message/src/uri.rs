@@ -2,7 +2,7 @@
 //! absolute URI carried opaquely (RFC 3261 §25.1 `absoluteURI`).
 
 use crate::params::{check_escapes, scan_uri_params, Params};
-use crate::scan::{class, find_byte, is, Scanner};
+use crate::scan::{class, find_byte, is, run_end, Scanner, Table};
 use crate::text::Sub;
 use crate::{Error, SipStr};
 use std::borrow::Cow;
@@ -536,7 +536,7 @@ fn sip_scheme(b: &[u8]) -> Option<usize> {
 
 /// Octets the usual SIP URI's user part is made of: `user` characters
 /// without escapes (RFC 3261 §25.1: unreserved / user-unreserved).
-static USER_PLAIN: [bool; 256] = {
+static USER_PLAIN: Table = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
@@ -548,7 +548,7 @@ static USER_PLAIN: [bool; 256] = {
 
 /// Octets of the usual SIP URI's parameters: `paramchar` without escapes
 /// (RFC 3261 §19.1.1: param-unreserved / unreserved).
-static PARAM_PLAIN: [bool; 256] = {
+static PARAM_PLAIN: Table = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
@@ -609,10 +609,7 @@ impl SipSpans {
 /// or `None` for it to handle every other form.
 #[inline]
 fn sip_scan(b: &[u8], start: usize, from: usize, end: Option<u8>) -> Option<SipSpans> {
-    let mut i = from;
-    while b.get(i).is_some_and(|&c| USER_PLAIN[c as usize]) {
-        i += 1;
-    }
+    let i = run_end(b, from, &USER_PLAIN);
     let (user, host_start) = match b.get(i).copied() {
         Some(b'@') if i > from => (Some(Sub::new(from, i)), i + 1),
         // No '@' can follow: the user scan stopped at the end, at ':' (a
@@ -628,18 +625,14 @@ fn sip_scan(b: &[u8], start: usize, from: usize, end: Option<u8>) -> Option<SipS
     while b.get(j) == Some(&b';') {
         j += 1;
         let n0 = j;
-        while b.get(j).is_some_and(|&c| PARAM_PLAIN[c as usize]) {
-            j += 1;
-        }
+        j = run_end(b, j, &PARAM_PLAIN);
         if j == n0 {
             return None;
         }
         if b.get(j) == Some(&b'=') {
             j += 1;
             let v0 = j;
-            while b.get(j).is_some_and(|&c| PARAM_PLAIN[c as usize]) {
-                j += 1;
-            }
+            j = run_end(b, j, &PARAM_PLAIN);
             if j == v0 {
                 return None;
             }

@@ -167,7 +167,7 @@ type FoundParam = Option<(usize, usize, bool)>;
 /// value's extent, if it has one). `None` for a malformed parameter or one
 /// that needs the general scanner ([`scan_header_params_finding`]), which
 /// gives the same result on every list this one accepts.
-#[inline]
+#[inline(always)]
 fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundParam>)> {
     let mut found = None;
     while b.get(i) == Some(&b';') {

@@ -189,7 +189,7 @@ pub(crate) fn scan_host<'a>(sc: &mut Scanner<'a>) -> Result<(&'a str, HostKind),
 /// (not an IPv6 reference), accepted exactly when [`scan_host`] and
 /// [`scan_port`] accept it: the end of the host, its kind, the port and the
 /// position after it. `None` when they would fail (or for `[`).
-#[inline]
+#[inline(always)]
 pub(crate) fn fast_host_port(
     b: &[u8],
     mut i: usize,

@@ -199,18 +199,34 @@ pub(crate) fn fast_host_port(
     if !is(first, class::HOSTNAME) || first == b'.' || first == b'-' {
         return None;
     }
-    let double_dot;
-    (i, double_dot) = crate::scan::host_name_end(b, i);
-    let host = b.get(start..i)?;
-    // A name made of digits and dots must be an IPv4 address; try the
-    // address first (one pass when it is one).
-    let kind = match first.is_ascii_digit().then(|| parse_ipv4(host)).flatten() {
-        Some(a) => HostKind::Ipv4(a),
-        None if first.is_ascii_digit() && host.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
-            return None
+    // An IPv4 address followed by an octet that is not a host name's is
+    // the whole host (the run of host name octets): no scan of the run
+    // first. Anything else is scanned.
+    let kind = match first
+        .is_ascii_digit()
+        .then(|| ipv4_prefix(b, start))
+        .flatten()
+    {
+        Some((a, end)) if !b.get(end).is_some_and(|&c| is(c, class::HOSTNAME)) => {
+            i = end;
+            HostKind::Ipv4(a)
         }
-        None if double_dot => return None,
-        None => HostKind::Name,
+        _ => {
+            let double_dot;
+            (i, double_dot) = crate::scan::host_name_end(b, i);
+            let host = b.get(start..i)?;
+            // A name made of digits and dots must be an IPv4 address.
+            match first.is_ascii_digit().then(|| parse_ipv4(host)).flatten() {
+                Some(a) => HostKind::Ipv4(a),
+                None if first.is_ascii_digit()
+                    && host.iter().all(|c| c.is_ascii_digit() || *c == b'.') =>
+                {
+                    return None
+                }
+                None if double_dot => return None,
+                None => HostKind::Name,
+            }
+        }
     };
     let host_end = i;
     let mut port = None;
@@ -238,13 +254,21 @@ pub(crate) fn fast_host_port(
 
 /// A dotted-quad IPv4 address as `std` parses it (four decimal octets of
 /// one to three digits, no leading zero, at most 255), without its generic
-/// parser: one pass, an octet of the address (up to three digits) at a
-/// time.
+/// parser.
 #[inline]
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    ipv4_prefix(b, 0)
+        .filter(|&(_, end)| end == b.len())
+        .map(|(a, _)| a)
+}
+
+/// The IPv4 address at the start of `b[i..]` (four octets as in
+/// [`parse_ipv4`], with at most three digits each, so that a fourth digit
+/// ends it) and its end. One pass, an address octet at a time.
+#[inline]
+fn ipv4_prefix(b: &[u8], mut i: usize) -> Option<(Ipv4Addr, usize)> {
     let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
     let mut octets = [0u8; 4];
-    let mut i = 0;
     for (k, octet) in octets.iter_mut().enumerate() {
         if k > 0 {
             if b.get(i) != Some(&b'.') {
@@ -269,8 +293,7 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
         }
         *octet = u8::try_from(v).ok()?;
     }
-    // A fourth digit or anything else after the last octet: not an address.
-    (i == b.len()).then(|| Ipv4Addr::from(octets))
+    Some((Ipv4Addr::from(octets), i))
 }
 
 /// Scans `[":" port]`.
@@ -980,6 +1003,10 @@ mod tests {
         let hosts = [
             "biloxi.example.com",
             "192.0.2.101",
+            "192.0.2.101a",
+            "1.2.3.4-",
+            "10.0.0.1.",
+            "255.255.255.2555",
             "1.2.3.04",
             "1.2.3.256",
             "1and1.com",

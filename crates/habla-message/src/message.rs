@@ -1311,13 +1311,13 @@ fn parse_start_line(head: &SipStr, span: Span) -> Result<(StartLine, Span, Optio
     // these same spans and no deferred error.
     if let Some(uri_end) = b.len().checked_sub(8) {
         if b.get(uri_end..) == Some(b" SIP/2.0") {
-            let first = b.iter().position(|&c| !is_token(c)).unwrap_or(b.len());
+            let first = crate::scan::run_end(b, 0, &crate::scan::TOKEN);
             if first > 0
                 && first + 1 < uri_end
                 && b.get(first) == Some(&SP)
                 && !crate::scan::has_sp_or_htab(b.get(first + 1..uri_end).unwrap_or(&[]))
             {
-                if let Some(method) = line.get(..first).and_then(|m| Method::parse_in(m, head)) {
+                if let Some(method) = b.get(..first).and_then(|m| Method::parse_bytes(m, head)) {
                     return Ok((
                         StartLine::Request {
                             method,

@@ -590,8 +590,7 @@ impl Message {
     pub fn top_via(&self) -> Result<&Via, Error> {
         cached(&self.cache.top_via, || {
             let field = self
-                .fields_named(HeaderName::Via)
-                .next()
+                .first_field(HeaderName::Via)
                 .ok_or(Error::Missing("Via"))?;
             let src = self.src(field);
             if let Some(v) = Via::parse_first_fast(src, Message::value_sub(field)) {
@@ -661,8 +660,7 @@ impl Message {
     pub fn contacts(&self) -> Result<&[Contact], Error> {
         cached(&self.cache.contacts, || {
             // One line with one address (the usual case): no list.
-            let mut lines = self.fields_named(HeaderName::Contact);
-            if let (Some(f), None) = (lines.next(), lines.next()) {
+            if let Some(f) = self.only_field(HeaderName::Contact) {
                 let src = self.src(f);
                 if let Some(spans) = NameAddr::scan_fast(src, Message::value_sub(f)) {
                     if let Some(sip) = spans.sip() {
@@ -852,6 +850,32 @@ impl Message {
 
     fn value_of(&self, f: &Field) -> SipStr {
         self.src(f).slice(f.value.range())
+    }
+
+    /// The first line of a known header (found from the index).
+    #[inline]
+    fn first_field(&self, name: HeaderName) -> Option<&Field> {
+        match core_slot(name).and_then(|i| self.index.get(i)) {
+            Some(slot) if slot.count == 0 => None,
+            Some(slot) => self.fields.get(slot.first as usize),
+            None => self.fields_named(name).next(),
+        }
+    }
+
+    /// The line of a header when it has exactly one.
+    #[inline]
+    fn only_field(&self, name: HeaderName) -> Option<&Field> {
+        match core_slot(name).and_then(|i| self.index.get(i)) {
+            Some(slot) if slot.count == 1 => self.fields.get(slot.first as usize),
+            Some(_) => None,
+            None => {
+                let mut lines = self.fields_named(name);
+                match (lines.next(), lines.next()) {
+                    (Some(f), None) => Some(f),
+                    _ => None,
+                }
+            }
+        }
     }
 
     /// The line of a header that may appear once; several lines with

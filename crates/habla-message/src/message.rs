@@ -358,7 +358,7 @@ impl Message {
             // after the colon, the line goes on past it).
             let ws = |c: u8| c == SP || c == b'\t';
             let (vstart, vend) = match (
-                data.get(colon + 1..colon + 3),
+                data.get(colon + 1..).and_then(|r| r.first_chunk::<2>()),
                 data.get(content_end.wrapping_sub(1)),
             ) {
                 (Some(&[SP, c]), Some(&last)) if !ws(c) && !ws(last) => (colon + 2, content_end),

@@ -86,7 +86,6 @@ impl Field {
 #[derive(Debug, Default)]
 struct Cache {
     request_uri: OnceLock<Result<Uri, Error>>,
-    vias: OnceLock<Result<Vec<Via>, Error>>,
     top_via: OnceLock<Result<Via, Error>>,
     from: OnceLock<Result<NameAddr, Error>>,
     to: OnceLock<Result<NameAddr, Error>>,
@@ -94,9 +93,19 @@ struct Cache {
     cseq: OnceLock<Result<CSeq, Error>>,
     max_forwards: OnceLock<Result<Option<u32>, Error>>,
     contacts: OnceLock<Result<OneOrMany<Contact>, Error>>,
+    /// The lists of every Via, Route and Record-Route value, in one cell:
+    /// many messages are never asked for them, and one empty cell is all
+    /// their drop then looks at.
+    lists: OnceLock<Lists>,
+    content_type: OnceLock<Result<Option<MediaType>, Error>>,
+}
+
+/// The cached lists of a message (see `Cache::lists`).
+#[derive(Debug, Default)]
+struct Lists {
+    vias: OnceLock<Result<Vec<Via>, Error>>,
     routes: OnceLock<Result<Vec<NameAddr>, Error>>,
     record_routes: OnceLock<Result<Vec<NameAddr>, Error>>,
-    content_type: OnceLock<Result<Option<MediaType>, Error>>,
 }
 
 /// A list that holds its usual single element without allocating.
@@ -577,7 +586,7 @@ impl Message {
 
     /// All Via values, top first, across every Via line.
     pub fn vias(&self) -> Result<&[Via], Error> {
-        cached(&self.cache.vias, || {
+        cached(&self.lists().vias, || {
             self.list(HeaderName::Via, |src, v, out| {
                 parse_list(src, v, "Via", out, Via::parse_in)
             })
@@ -680,7 +689,7 @@ impl Message {
 
     /// Route values, top first (RFC 3261 §20.34).
     pub fn routes(&self) -> Result<&[NameAddr], Error> {
-        cached(&self.cache.routes, || {
+        cached(&self.lists().routes, || {
             self.addr_list(HeaderName::Route, "Route")
         })
         .map(Vec::as_slice)
@@ -688,7 +697,7 @@ impl Message {
 
     /// Record-Route values, top first (RFC 3261 §20.30).
     pub fn record_routes(&self) -> Result<&[NameAddr], Error> {
-        cached(&self.cache.record_routes, || {
+        cached(&self.lists().record_routes, || {
             self.addr_list(HeaderName::RecordRoute, "Record-Route")
         })
         .map(Vec::as_slice)
@@ -736,6 +745,10 @@ impl Message {
     /// The body (exactly Content-Length octets).
     pub fn body(&self) -> &Bytes {
         &self.body
+    }
+
+    fn lists(&self) -> &Lists {
+        self.cache.lists.get_or_init(Lists::default)
     }
 
     fn start_text(&self) -> &SipStr {

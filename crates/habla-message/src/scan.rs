@@ -273,7 +273,9 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// Eight octets of `b` from `i`, little-endian, if there are eight.
 #[inline(always)]
 pub(crate) fn load8(b: &[u8], i: usize) -> Option<u64> {
-    b.get(i..)?.first_chunk::<8>().map(|c| u64::from_le_bytes(*c))
+    b.get(i..)?
+        .first_chunk::<8>()
+        .map(|c| u64::from_le_bytes(*c))
 }
 
 /// The host name at `b[i..]` (RFC 3261 `hostname` characters): its end, and

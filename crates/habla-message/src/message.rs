@@ -124,6 +124,7 @@ impl<T> OneOrMany<T> {
     }
 }
 
+#[inline]
 fn cached<T>(
     cell: &OnceLock<Result<T, Error>>,
     f: impl FnOnce() -> Result<T, Error>,
@@ -570,6 +571,7 @@ impl Message {
     }
 
     /// The parsed Request-URI (an error for a response).
+    #[inline]
     pub fn request_uri(&self) -> Result<&Uri, Error> {
         cached(&self.cache.request_uri, || match self.start {
             StartLine::Request { uri, .. } => Uri::parse_in(
@@ -596,6 +598,7 @@ impl Message {
 
     /// The topmost Via value. Parses only that value: the others wait for
     /// [`Message::vias`].
+    #[inline]
     pub fn top_via(&self) -> Result<&Via, Error> {
         cached(&self.cache.top_via, || {
             let field = self
@@ -618,16 +621,19 @@ impl Message {
     }
 
     /// From (RFC 3261 §20.20).
+    #[inline]
     pub fn from(&self) -> Result<&NameAddr, Error> {
         cached(&self.cache.from, || self.name_addr(HeaderName::From))
     }
 
     /// To (RFC 3261 §20.39).
+    #[inline]
     pub fn to(&self) -> Result<&NameAddr, Error> {
         cached(&self.cache.to, || self.name_addr(HeaderName::To))
     }
 
     /// Call-ID (RFC 3261 §20.8).
+    #[inline]
     pub fn call_id(&self) -> Result<&SipStr, Error> {
         cached(&self.cache.call_id, || {
             let f = self
@@ -643,6 +649,7 @@ impl Message {
     }
 
     /// CSeq (RFC 3261 §20.16).
+    #[inline]
     pub fn cseq(&self) -> Result<&CSeq, Error> {
         cached(&self.cache.cseq, || {
             let f = self
@@ -653,6 +660,7 @@ impl Message {
     }
 
     /// Max-Forwards (RFC 3261 §20.22), `None` when absent.
+    #[inline]
     pub fn max_forwards(&self) -> Result<Option<u32>, Error> {
         cached(&self.cache.max_forwards, || {
             self.single(HeaderName::MaxForwards)?
@@ -666,6 +674,7 @@ impl Message {
     }
 
     /// Contact values (RFC 3261 §20.10), empty when absent.
+    #[inline]
     pub fn contacts(&self) -> Result<&[Contact], Error> {
         cached(&self.cache.contacts, || {
             // One line with one address (the usual case): no list.
@@ -714,6 +723,7 @@ impl Message {
     }
 
     /// Content-Type (RFC 3261 §20.15), `None` when absent.
+    #[inline]
     pub fn content_type(&self) -> Result<Option<&MediaType>, Error> {
         cached(&self.cache.content_type, || {
             self.single(HeaderName::ContentType)?

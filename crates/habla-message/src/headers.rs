@@ -43,6 +43,7 @@ impl Eq for Via {}
 
 impl Via {
     /// The value as written.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.all.get(&self.raw)
     }
@@ -55,14 +56,17 @@ impl Via {
         self.version.get(&self.raw)
     }
     /// The transport token as written (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`...).
+    #[inline]
     pub fn transport(&self) -> &str {
         self.transport.get(&self.raw)
     }
     /// The sent-by host.
+    #[inline]
     pub fn host(&self) -> Host<'_> {
         Host::new(self.host.get(&self.raw), self.host_kind)
     }
     /// The sent-by port, if given.
+    #[inline]
     pub fn port(&self) -> Option<u16> {
         self.port
     }
@@ -71,6 +75,7 @@ impl Via {
         Params(self.params.get(&self.raw))
     }
     /// The `branch` parameter.
+    #[inline]
     pub fn branch(&self) -> Option<&str> {
         self.branch.map(|b| b.get(&self.raw))
     }
@@ -447,6 +452,7 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
+    #[inline]
     fn src(&self) -> &str {
         self.uri.source()
     }
@@ -463,6 +469,7 @@ impl NameAddr {
         self.display_raw().map(unquote)
     }
     /// The URI.
+    #[inline]
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -471,6 +478,7 @@ impl NameAddr {
         Params(self.params.get(self.src()))
     }
     /// The `tag` parameter (RFC 3261 §19.3).
+    #[inline]
     pub fn tag(&self) -> Option<&str> {
         self.tag.map(|t| t.get(self.src()))
     }
@@ -610,6 +618,7 @@ pub enum Contact {
 
 impl Contact {
     /// The address, unless this is `*`.
+    #[inline]
     pub fn addr(&self) -> Option<&NameAddr> {
         match self {
             Contact::Star => None,
@@ -792,10 +801,12 @@ impl MediaType {
         self.all.get(&self.src)
     }
     /// The top-level type (`application`).
+    #[inline]
     pub fn main_type(&self) -> &str {
         self.main.get(&self.src)
     }
     /// The subtype (`sdp`).
+    #[inline]
     pub fn subtype(&self) -> &str {
         self.subtype.get(&self.src)
     }

@@ -753,6 +753,7 @@ impl Message {
     }
 
     /// The body (exactly Content-Length octets).
+    #[inline]
     pub fn body(&self) -> &Bytes {
         &self.body
     }

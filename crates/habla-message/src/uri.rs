@@ -95,6 +95,7 @@ impl<'a> Host<'a> {
     }
 
     /// The host as written; IPv6 references keep their brackets.
+    #[inline]
     pub fn as_str(&self) -> &'a str {
         self.text
     }
@@ -386,6 +387,7 @@ impl Uri {
     }
 
     /// The URI as written.
+    #[inline]
     pub fn as_str(&self) -> &str {
         match self {
             Uri::Sip(u) => u.as_str(),
@@ -413,6 +415,7 @@ impl Uri {
 
     /// The whole text the URI was parsed from (for a URI inside a
     /// name-addr, the name-addr).
+    #[inline]
     pub(crate) fn source(&self) -> &str {
         match self {
             Uri::Sip(u) => &u.src,
@@ -422,6 +425,7 @@ impl Uri {
     }
 
     /// The SIP URI, if this is one.
+    #[inline]
     pub fn as_sip(&self) -> Option<&SipUri> {
         match self {
             Uri::Sip(u) => Some(u),
@@ -744,6 +748,7 @@ impl SipUri {
         self.secure
     }
     /// The user part as written (escaped).
+    #[inline]
     pub fn user(&self) -> Option<&str> {
         self.user.map(|u| u.get(&self.src))
     }
@@ -756,6 +761,7 @@ impl SipUri {
         self.password.map(|p| p.get(&self.src))
     }
     /// The host.
+    #[inline]
     pub fn host(&self) -> Host<'_> {
         Host {
             text: self.host.get(&self.src),
@@ -792,6 +798,7 @@ impl SipUri {
         self.params().value("maddr")
     }
     /// The URI as written.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.all.get(&self.src)
     }

@@ -265,36 +265,55 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
 
 /// The IPv4 address at the start of `b[i..]` (four octets as in
 /// [`parse_ipv4`], with at most three digits each, so that a fourth digit
-/// ends it) and its end. One pass, an address octet at a time.
+/// ends it) and its end. One pass, an address octet at a time, over the
+/// sixteen octets from `i` (zeros past the end of `b`: neither digit nor
+/// dot), which hold any address and the octet after it.
 #[inline]
-fn ipv4_prefix(b: &[u8], mut i: usize) -> Option<(Ipv4Addr, usize)> {
-    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
+fn ipv4_prefix(b: &[u8], i: usize) -> Option<(Ipv4Addr, usize)> {
+    let mut padded = [0u8; 16];
+    let c: &[u8; 16] = match b.get(i..).and_then(|r| r.first_chunk::<16>()) {
+        Some(c) => c,
+        None => {
+            let rest = b.get(i..).unwrap_or(&[]);
+            if let Some(head) = padded.get_mut(..rest.len()) {
+                head.copy_from_slice(rest);
+            }
+            &padded
+        }
+    };
+    // Positions stay below 16 (an address is at most 15 octets); `& 15`
+    // tells the compiler so.
+    let digit = |k: usize| {
+        let d = c[k & 15].wrapping_sub(b'0');
+        (d <= 9).then_some(d)
+    };
     let mut octets = [0u8; 4];
-    for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if b.get(i) != Some(&b'.') {
+    let mut k = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if c[k & 15] != b'.' {
                 return None;
             }
-            i += 1;
+            k += 1;
         }
-        let d0 = digit(i)?;
+        let d0 = digit(k)?;
         let mut v = u32::from(d0);
-        i += 1;
-        if let Some(d1) = digit(i) {
+        k += 1;
+        if let Some(d1) = digit(k) {
             // No leading zero.
             if d0 == 0 {
                 return None;
             }
             v = v * 10 + u32::from(d1);
-            i += 1;
-            if let Some(d2) = digit(i) {
+            k += 1;
+            if let Some(d2) = digit(k) {
                 v = v * 10 + u32::from(d2);
-                i += 1;
+                k += 1;
             }
         }
         *octet = u8::try_from(v).ok()?;
     }
-    Some((Ipv4Addr::from(octets), i))
+    Some((Ipv4Addr::from(octets), i + k))
 }
 
 /// Scans `[":" port]`.

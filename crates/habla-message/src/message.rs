@@ -360,18 +360,19 @@ impl Message {
                     limit: limits.max_headers,
                 });
             }
-            // The value, without the white space around it. Usually
-            // `: value` (one space, then an octet that is not white space)
-            // with no white space at the end; the loops are for the other
-            // forms. The octet at `content_end` is CR or LF (or past the
-            // end), so the value starts at most there (and after a space
-            // after the colon, the line goes on past it).
+            // The value, without the white space (SP, HTAB) around it.
+            // Usually `: value` (one space, then an octet above the space)
+            // ending in an octet above the space: one comparison each. The
+            // loops are for the other forms, control octets included. The
+            // octet at `content_end` is CR or LF (or past the end), so the
+            // value starts at most there (and after a space after the
+            // colon, the line goes on past it).
             let ws = |c: u8| c == SP || c == b'\t';
             let (vstart, vend) = match (
                 data.get(colon + 1..).and_then(|r| r.first_chunk::<2>()),
                 data.get(content_end.wrapping_sub(1)),
             ) {
-                (Some(&[SP, c]), Some(&last)) if !ws(c) && !ws(last) => (colon + 2, content_end),
+                (Some(&[SP, c]), Some(&last)) if c > SP && last > SP => (colon + 2, content_end),
                 _ => {
                     let mut vstart = colon + 1;
                     while vstart < content_end && data.get(vstart).is_some_and(|&c| ws(c)) {

@@ -1521,6 +1521,28 @@ mod tests {
     }
 
     #[test]
+    fn values_are_trimmed_of_sp_and_htab_only() {
+        let text = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\n\
+                    CSeq: 1 OPTIONS\r\nX-A: \tv\t\r\nX-B:v\r\nX-C:  v \r\n\
+                    X-D: \x01v\x01\r\nX-E: \r\nX-F: v\r\n w\r\nX-G:\tv\nX-H: v w\r\n\
+                    Content-Length: 0\r\n\r\n";
+        let m = Message::parse(Bytes::from(text)).unwrap();
+        for (name, value) in [
+            ("X-A", "v"),
+            ("X-B", "v"),
+            ("X-C", "v"),
+            ("X-D", "\x01v\x01"),
+            ("X-E", ""),
+            ("X-F", "v\r\n w"),
+            ("X-G", "v"),
+            ("X-H", "v w"),
+        ] {
+            assert_eq!(m.header(name), Some(value), "{name}");
+        }
+    }
+
+    #[test]
     fn single_line_lookups_follow_edits() {
         let mut m = msg("INVITE sip:a@b SIP/2.0").unwrap();
         assert_eq!(m.call_id().unwrap(), "x");

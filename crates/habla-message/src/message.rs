@@ -1293,12 +1293,15 @@ fn trim_end_ws(data: &[u8], start: usize, mut end: usize) -> usize {
 /// The end of the line starting at `pos` without its terminator (LF or
 /// CRLF), and the start of the next line (`data.len()` for the last line
 /// when it has no terminator). Lines are taken in order: `pos` is where
-/// the previous one ended.
+/// the previous one ended, after a LF (or, for the start line, the first
+/// octet that is neither CR nor LF), so the octet before an empty line's
+/// LF is never a CR of that line.
 #[inline]
 fn line_end(lines: &mut Lines<'_>, data: &[u8], pos: usize) -> (usize, usize) {
     match lines.next_lf() {
         Some(nl) => {
-            let content_end = if nl > pos && data.get(nl - 1) == Some(&b'\r') {
+            debug_assert!(nl > pos || data.get(nl.wrapping_sub(1)) != Some(&b'\r'));
+            let content_end = if data.get(nl.wrapping_sub(1)) == Some(&b'\r') {
                 nl - 1
             } else {
                 nl

@@ -408,11 +408,13 @@ impl Uri {
     /// The URI as written.
     #[inline]
     pub fn as_str(&self) -> &str {
-        match self {
-            Uri::Sip(u) => u.as_str(),
-            Uri::Tel(u) => u.all.get(&u.src),
-            Uri::Absolute(u) => u.all.get(&u.src),
-        }
+        // Every kind is a span of its source: one slice for all three.
+        let (src, all) = match self {
+            Uri::Sip(u) => (&u.src, u.all),
+            Uri::Tel(u) => (&u.src, u.all),
+            Uri::Absolute(u) => (&u.src, u.all),
+        };
+        all.get(src)
     }
 
     /// The scheme as written.

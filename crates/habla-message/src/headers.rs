@@ -715,18 +715,25 @@ impl CSeq {
             .as_bytes()
             .get(value.start()..value.end())
             .unwrap_or(&[]);
-        // The number in the same pass as its digits (`parse_u32`'s value:
-        // leading zeros allowed, at most 2**32 - 1).
-        let mut digits = 0;
-        let mut seq = 0u64;
-        for &c in b {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
+        // The number (`parse_u32`'s value: leading zeros allowed, at most
+        // 2**32 - 1): up to seven digits from one word when the value has
+        // eight octets, else in the same pass as its digits.
+        let (digits, seq) = match crate::scan::load8(b, 0).and_then(leading_digits) {
+            Some((n, v)) if n < 8 => (n, v),
+            _ => {
+                let mut digits = 0;
+                let mut seq = 0u64;
+                for &c in b {
+                    let d = c.wrapping_sub(b'0');
+                    if d > 9 {
+                        break;
+                    }
+                    seq = (seq * 10 + u64::from(d)).min(1 << 32);
+                    digits += 1;
+                }
+                (digits, seq)
             }
-            seq = (seq * 10 + u64::from(d)).min(1 << 32);
-            digits += 1;
-        }
+        };
         if digits > 0 && seq <= u64::from(u32::MAX) && b.get(digits) == Some(&b' ') {
             // `Method::parse_bytes` accepts exactly the non-empty tokens.
             if let Some(method) = b
@@ -768,6 +775,32 @@ impl CSeq {
             .ok_or_else(|| Error::header("CSeq", "method is not a token"))?;
         Ok(CSeq { seq, method })
     }
+}
+
+/// The decimal digits at the start of the eight octets of `w` (the first
+/// octet in the low bits): how many (at least one; `None` for none) and
+/// their value. Word arithmetic: a digit is an octet `c` with `c - '0'`
+/// below 10; the lowest octet that is not one is found exactly (no borrow
+/// or carry leaves an octet below it, as they all hold digits), and the
+/// digits, moved to the top of the word behind zeros, are combined by
+/// pairs, fours and eights.
+#[inline]
+fn leading_digits(w: u64) -> Option<(usize, u64)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let x = w.wrapping_sub(b'0' as u64 * ONES);
+    // High bit of an octet: below '0' (the subtraction wrapped) or above
+    // '9' (10 + 0x76 reaches 0x80).
+    let not_digit = (x | x.wrapping_add(0x76 * ONES)) & (0x80 * ONES);
+    let n = (not_digit.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return None;
+    }
+    // The n digit values, most significant first, in the top n octets.
+    let d = (x << (8 * (8 - n))) & (0x0f * ONES);
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_ffff_0000_ffff;
+    let d = d.wrapping_mul(10000) + (d >> 32);
+    Some((n, d & 0xffff_ffff))
 }
 
 /// A media type (Content-Type, RFC 3261 §20.15): `type/subtype;params`.
@@ -1263,6 +1296,36 @@ mod tests {
             }
         }
         assert!(!is_key(b";x", 1, 2, Key::NONE));
+    }
+
+    #[test]
+    fn leading_digits_of_a_word() {
+        let mut seed = 9u64;
+        let alphabet = b"0123456789 /:a\x00\xff";
+        for round in 0..200_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut w = [0u8; 8];
+            for (k, c) in w.iter_mut().enumerate() {
+                let r = (seed >> (5 * k)) as usize;
+                *c = if round % 2 == 0 {
+                    alphabet[r % alphabet.len()]
+                } else {
+                    b'0' + (r % 10) as u8
+                };
+            }
+            let n = w.iter().take_while(|c| c.is_ascii_digit()).count();
+            let want = (n > 0).then(|| {
+                (
+                    n,
+                    w[..n]
+                        .iter()
+                        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0')),
+                )
+            });
+            assert_eq!(leading_digits(u64::from_le_bytes(w)), want, "{w:?}");
+        }
     }
 
     #[test]

@@ -31,6 +31,43 @@ pub struct Via {
     params: Sub,
     /// The value of the first `branch` parameter, found while parsing.
     branch: Option<Sub>,
+    /// The first `received`, `rport` and `maddr` parameters, found while
+    /// parsing: a transport reads them for every request and response
+    /// (RFC 3261 §18.2.2, RFC 3581), so their accessors do not scan.
+    known: KnownParams,
+}
+
+/// Where a Via's first `received`, `rport` and `maddr` parameters are:
+/// `None` when absent, `Some(None)` when present without a value.
+#[cfg_attr(test, derive(Debug))]
+#[derive(Clone, Copy, Default)]
+struct KnownParams {
+    received: Option<Option<Sub>>,
+    rport: Option<Option<Sub>>,
+    maddr: Option<Option<Sub>>,
+}
+
+impl KnownParams {
+    /// The known parameters of a parameter list (the general path; the
+    /// fast one finds them in its own scan), `params` a slice of `src`.
+    fn of(src: &str, params: &str) -> KnownParams {
+        let mut k = KnownParams::default();
+        for (name, value) in Params(params).iter() {
+            let slot = if name.eq_ignore_ascii_case("received") {
+                &mut k.received
+            } else if name.eq_ignore_ascii_case("rport") {
+                &mut k.rport
+            } else if name.eq_ignore_ascii_case("maddr") {
+                &mut k.maddr
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(value.map(|v| Sub::of(src, v)));
+            }
+        }
+        k
+    }
 }
 
 impl PartialEq for Via {
@@ -86,19 +123,21 @@ impl Via {
             .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
     /// The `received` parameter as written.
+    #[inline]
     pub fn received(&self) -> Option<&str> {
-        self.params().value("received")
+        self.known.received.flatten().map(|v| v.get(&self.raw))
     }
     /// The `rport` parameter (RFC 3581): `Some(None)` when present without a
     /// value (a request asking for it), `Some(Some(port))` when filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params()
-            .get("rport")
-            .map(|v| v.and_then(|p| parse_u32(p, 65535).map(|p| p as u16)))
+        self.known
+            .rport
+            .map(|v| v.and_then(|p| parse_u32(p.get(&self.raw), 65535).map(|p| p as u16)))
     }
     /// The `maddr` parameter.
+    #[inline]
     pub fn maddr(&self) -> Option<&str> {
-        self.params().value("maddr")
+        self.known.maddr.flatten().map(|v| v.get(&self.raw))
     }
     /// The `ttl` parameter.
     pub fn ttl(&self) -> Option<u8> {
@@ -158,6 +197,7 @@ impl Via {
             port,
             params: Sub::of(src, params),
             branch: branch.flatten().map(|b| Sub::of(src, b)),
+            known: KnownParams::of(src, params),
             raw: src.clone(),
         })
     }
@@ -173,8 +213,19 @@ type FoundParam = Option<(usize, usize, bool)>;
 /// that needs the general scanner ([`scan_header_params_finding`]), which
 /// gives the same result on every list this one accepts.
 #[inline(always)]
-fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundParam>)> {
-    let mut found = None;
+fn fast_params(b: &[u8], i: usize, key: Key) -> Option<(usize, Option<FoundParam>)> {
+    fast_params_of(b, i, [key]).map(|(end, [found])| (end, found))
+}
+
+/// [`fast_params`] looking for several keys at once (each its first
+/// occurrence).
+#[inline(always)]
+fn fast_params_of<const N: usize>(
+    b: &[u8],
+    mut i: usize,
+    keys: [Key; N],
+) -> Option<(usize, [Option<FoundParam>; N])> {
+    let mut found = [None; N];
     while b.get(i) == Some(&b';') {
         i += 1;
         let n0 = i;
@@ -198,8 +249,11 @@ fn fast_params(b: &[u8], mut i: usize, key: Key) -> Option<(usize, Option<FoundP
             }
             value = Some((v0, i, token_end == i));
         }
-        if found.is_none() && is_key(b, n0, n1, key) {
-            found = Some(value);
+        for (slot, key) in found.iter_mut().zip(keys) {
+            if slot.is_none() && is_key(b, n0, n1, key) {
+                *slot = Some(value);
+                break;
+            }
         }
     }
     Some((i, found))
@@ -233,6 +287,9 @@ impl Key {
     const NONE: Key = Key { word: 0, len: 0 };
     const TAG: Key = Key::new(b"tag");
     const BRANCH: Key = Key::new(b"branch");
+    const RECEIVED: Key = Key::new(b"received");
+    const RPORT: Key = Key::new(b"rport");
+    const MADDR: Key = Key::new(b"maddr");
 }
 
 /// Whether the parameter name `b[n0..n1]` is `key` in any case: `| 0x20`
@@ -275,7 +332,11 @@ impl Via {
         }
         let h0 = i + 1;
         let (h1, host_kind, port, after) = fast_host_port(b, h0)?;
-        let (end, branch) = fast_params(b, after, Key::BRANCH)?;
+        let (end, [branch, received, rport, maddr]) = fast_params_of(
+            b,
+            after,
+            [Key::BRANCH, Key::RECEIVED, Key::RPORT, Key::MADDR],
+        )?;
         if !matches!(b.get(end), None | Some(b',')) {
             return None;
         }
@@ -300,6 +361,11 @@ impl Via {
                 Sub::default()
             },
             branch,
+            known: KnownParams {
+                received: received.map(|v| v.map(|(x, y, _)| Sub::new(x, y))),
+                rport: rport.map(|v| v.map(|(x, y, _)| Sub::new(x, y))),
+                maddr: maddr.map(|v| v.map(|(x, y, _)| Sub::new(x, y))),
+            },
             raw: src.clone(),
         })
     }
@@ -1161,6 +1227,13 @@ mod tests {
         "SIP/2.0/UDP h.-x",
         "SIP/2.0/UDP h_x.example",
         "SIP/2.0/ h",
+        "SIP/2.0/UDP h;branch=z9hG4bK1;rport=5070;received=192.0.2.1;maddr=239.1.1.1",
+        "SIP/2.0/UDP h;RPORT;Received=10.0.0.1;rport=7;received=x;MADDR=m;maddr=n",
+        "SIP/2.0/UDP h;received;rport=;maddr",
+        "SIP/2.0/UDP h;received=[2001:db8::1];rport=99999",
+        "SIP/2.0/UDP h;receive=1;rports=2;madd=3;receivedx=4",
+        "SIP/2.0/UDP h;received=\"q\";rport=1",
+        "SIP/2.0/UDP h ; rport = 5 ; received = 1.2.3.4",
     ];
 
     #[test]
@@ -1217,6 +1290,30 @@ mod tests {
             }
         }
         assert!(fast_count >= 16, "{fast_count}");
+    }
+
+    #[test]
+    fn via_received_rport_and_maddr_are_what_a_parameter_scan_finds() {
+        let mut checked = 0;
+        for v in EDGES {
+            let src = s(v);
+            let all = Sub::new(0, v.len());
+            let fast = Via::parse_first_fast(&src, all);
+            let general = comma_items(v)
+                .next()
+                .and_then(|first| Via::parse_in(&src, Sub::of(&src, first)).ok());
+            for via in fast.iter().chain(general.iter()) {
+                checked += 1;
+                let p = via.params();
+                assert_eq!(via.received(), p.value("received"), "{v}");
+                assert_eq!(via.maddr(), p.value("maddr"), "{v}");
+                let rport = p
+                    .get("rport")
+                    .map(|r| r.and_then(|r| r.parse::<u16>().ok()));
+                assert_eq!(via.rport(), rport, "{v}");
+            }
+        }
+        assert!(checked >= 10, "{checked}");
     }
 
     #[test]

@@ -94,8 +94,11 @@ impl Lines {
     /// A line copied from a parsed message under a known name: only the
     /// value is checked (no CR or LF, found with one vectorised search).
     fn copy(&mut self, name: &str, value: &str) {
-        if self.error.is_some() || memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
-            return self.line(name, value);
+        if self.error.is_some() {
+            return;
+        }
+        if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
+            return self.line(name, &crate::scan::unfold(value));
         }
         self.buf.reserve(name.len() + value.len() + 4);
         self.buf.put_slice(name.as_bytes());
@@ -110,7 +113,7 @@ impl Lines {
         }
         if name.is_empty()
             || !name.bytes().all(crate::scan::is_token)
-            || value.bytes().any(|c| c == b'\r' || c == b'\n')
+            || memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some()
         {
             self.error = Some(Error::HeaderLine {
                 line: 0,
@@ -275,7 +278,7 @@ impl ResponseBuilder {
             .iter()
             .flat_map(|&n| {
                 request
-                    .typed_values(n)
+                    .values_str(n)
                     .map(move |v| n.as_str().len() + v.len() + 4)
             })
             .sum();
@@ -301,9 +304,10 @@ impl ResponseBuilder {
         lines.buf.put_slice(b"\r\n");
         let mut to_end = None;
         for name in COPIED {
-            for v in request.typed_values(name) {
-                // Folded values are copied unfolded (same value, one line).
-                lines.copy(name.as_str(), &crate::scan::unfold(&v));
+            for v in request.values_str(name) {
+                // Folded values are copied unfolded (same value, one line);
+                // `copy` finds the CR/LF of a fold with one vectorised search.
+                lines.copy(name.as_str(), v);
                 if name == HeaderName::To {
                     to_end = Some(lines.buf.len() - 2);
                 }
@@ -332,12 +336,18 @@ impl ResponseBuilder {
             self.lines.error = Some(Error::header("To", "tag must be a token"));
             return self;
         }
-        // Insert `;tag=...` before the To line's CRLF.
-        let tail = self.lines.buf.split_off(at);
-        self.lines.buf.reserve(tail.len() + tag.len() + 5);
-        self.lines.buf.put_slice(b";tag=");
-        self.lines.buf.put_slice(tag.as_bytes());
-        self.lines.buf.unsplit(tail);
+        // Insert `;tag=...` before the To line's CRLF, in place (a split
+        // and unsplit would turn the buffer into a shared one: an allocation).
+        let buf = &mut self.lines.buf;
+        let len = buf.len();
+        if at > len {
+            return self;
+        }
+        let add = 5 + tag.len();
+        buf.resize(len + add, 0);
+        buf.copy_within(at..len, at + add);
+        buf[at..at + 5].copy_from_slice(b";tag=");
+        buf[at + 5..at + add].copy_from_slice(tag.as_bytes());
         self
     }
 

@@ -811,6 +811,12 @@ impl Message {
         self.fields_named(name).map(|f| self.value_of(f))
     }
 
+    /// Values of every line of a known header, borrowed (no shared-string
+    /// reference count touched): for copying them.
+    pub(crate) fn values_str(&self, name: HeaderName) -> impl Iterator<Item = &str> + '_ {
+        self.fields_named(name).map(|f| self.value_str(f))
+    }
+
     fn fields_named(&self, name: HeaderName) -> impl Iterator<Item = &Field> + '_ {
         let (first, count) = match core_slot(name) {
             Some(i) => (self.index[i].first as usize, self.index[i].count as usize),
@@ -985,7 +991,7 @@ impl Message {
                 reason: "header name is not a token",
             });
         }
-        if value.bytes().any(|c| c == b'\r' || c == b'\n') {
+        if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
             return Err(Error::header(
                 if name == HeaderName::Other {
                     "extension"
@@ -995,7 +1001,10 @@ impl Message {
                 "a value may not contain CR or LF",
             ));
         }
-        let text = format!("{raw_name}: {value}");
+        let mut text = String::with_capacity(raw_name.len() + 2 + value.len());
+        text.push_str(raw_name);
+        text.push_str(": ");
+        text.push_str(value);
         Ok(self.add_owned(name, raw_name.len(), text))
     }
 
@@ -1014,8 +1023,34 @@ impl Message {
     }
 
     fn touched(&mut self) {
-        self.edited = true;
         self.cache = Cache::default();
+        self.touched_header(HeaderName::Other);
+    }
+
+    /// After an edit of the lines of `name` only: the typed values of the
+    /// other headers stay cached (they share the text they were parsed
+    /// from, which an edit does not move), so that a transport stamping
+    /// the top Via or a proxy pushing its own does not make every later
+    /// accessor parse again.
+    fn touched_header(&mut self, name: HeaderName) {
+        self.edited = true;
+        let c = &mut self.cache;
+        match name {
+            HeaderName::Via => {
+                c.top_via = OnceLock::new();
+                c.lists = OnceLock::new();
+            }
+            HeaderName::Route | HeaderName::RecordRoute => c.lists = OnceLock::new(),
+            HeaderName::From => c.from = OnceLock::new(),
+            HeaderName::To => c.to = OnceLock::new(),
+            HeaderName::CallId => c.call_id = OnceLock::new(),
+            HeaderName::CSeq => c.cseq = OnceLock::new(),
+            HeaderName::MaxForwards => c.max_forwards = OnceLock::new(),
+            HeaderName::Contact => c.contacts = OnceLock::new(),
+            HeaderName::ContentType => c.content_type = OnceLock::new(),
+            // No typed value of its own (or everything reset by `touched`).
+            _ => {}
+        }
         // Drop the text of edited lines that are gone.
         let live = self.fields.iter().filter(|f| f.owned != 0).count();
         if let Some(edits) = &mut self.edits {
@@ -1040,7 +1075,29 @@ impl Message {
         let f = self.owned_field(name, name.as_str(), value)?;
         let at = self.fields.iter().position(|f| f.name == name).unwrap_or(0);
         self.fields.insert(at, f);
-        self.touched();
+        self.touched_header(name);
+        Ok(())
+    }
+
+    /// Replaces the topmost value of a list header by `value`, keeping the
+    /// other values (a transport stamping `received`/`rport` on the top Via,
+    /// RFC 3261 §18.2.1): one edit, where [`Message::remove_first_value`]
+    /// then [`Message::push_header`] would be two.
+    pub fn replace_first_value(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
+        let f = self.owned_field(name, name.as_str(), value)?;
+        match self.fields.iter().position(|f| f.name == name) {
+            // A line with one value (no comma at all: the usual case) is
+            // replaced where it is.
+            Some(i) if memchr::memchr(b',', self.value_bytes(&self.fields[i])).is_none() => {
+                self.fields[i] = f;
+            }
+            _ => {
+                self.take_first_value(name);
+                let at = self.fields.iter().position(|f| f.name == name).unwrap_or(0);
+                self.fields.insert(at, f);
+            }
+        }
+        self.touched_header(name);
         Ok(())
     }
 
@@ -1049,7 +1106,7 @@ impl Message {
         let hn = HeaderName::parse(name);
         let f = self.owned_field(hn, name, value)?;
         self.fields.push(f);
-        self.touched();
+        self.touched_header(hn);
         Ok(())
     }
 
@@ -1068,7 +1125,7 @@ impl Message {
             }
             None => self.fields.push(f),
         }
-        self.touched();
+        self.touched_header(name);
         Ok(())
     }
 
@@ -1078,7 +1135,7 @@ impl Message {
         self.fields.retain(|f| f.name != name);
         let n = before - self.fields.len();
         if n > 0 {
-            self.touched();
+            self.touched_header(name);
         }
         n
     }
@@ -1087,6 +1144,14 @@ impl Message {
     /// response, RFC 3261 §16.7 step 3; a Route, §16.4), keeping the other
     /// values of a comma-joined line. Returns the removed value.
     pub fn remove_first_value(&mut self, name: HeaderName) -> Option<SipStr> {
+        let first = self.take_first_value(name)?;
+        self.touched_header(name);
+        Some(first)
+    }
+
+    /// [`Message::remove_first_value`] without the bookkeeping of an edit
+    /// (the caller does it once, after its other changes).
+    fn take_first_value(&mut self, name: HeaderName) -> Option<SipStr> {
         let i = self.fields.iter().position(|f| f.name == name)?;
         let value = self.value_of(&self.fields[i]);
         let mut items = crate::scan::comma_items(&value);
@@ -1107,7 +1172,6 @@ impl Message {
             let text = format!("{raw_name}: {joined}");
             self.fields[i] = self.add_owned(name, raw_name.len(), text);
         }
-        self.touched();
         Some(first)
     }
 
@@ -1542,6 +1606,126 @@ mod tests {
             ("X-H", "v w"),
         ] {
             assert_eq!(m.header(name), Some(value), "{name}");
+        }
+    }
+
+    /// Every typed value of a message, as text (errors included).
+    fn typed_snapshot(m: &Message) -> String {
+        let strs = |r: Result<&[NameAddr], Error>| match r {
+            Ok(v) => format!("{:?}", v.iter().map(|n| n.as_str()).collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        let via = |v: &Via| {
+            format!(
+                "{} {:?} {:?} {:?}",
+                v.as_str(),
+                v.received(),
+                v.rport(),
+                v.maddr()
+            )
+        };
+        [
+            m.top_via().map(via).unwrap_or_else(|e| e.to_string()),
+            match m.vias() {
+                Ok(v) => v.iter().map(via).collect::<Vec<_>>().join(" | "),
+                Err(e) => e.to_string(),
+            },
+            m.from()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|e| e.to_string()),
+            m.to()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_else(|e| e.to_string()),
+            m.call_id()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            m.cseq()
+                .map(|c| format!("{} {}", c.seq, c.method))
+                .unwrap_or_else(|e| e.to_string()),
+            format!("{:?}", m.max_forwards().map_err(|e| e.to_string())),
+            match m.contacts() {
+                Ok(c) => format!(
+                    "{:?}",
+                    c.iter()
+                        .map(|c| (c.addr().map(|a| a.as_str()), c.expires()))
+                        .collect::<Vec<_>>()
+                ),
+                Err(e) => e.to_string(),
+            },
+            strs(m.routes()),
+            strs(m.record_routes()),
+            format!(
+                "{:?}",
+                m.content_type()
+                    .map(|t| t.map(|t| t.essence().to_owned()))
+                    .map_err(|e| e.to_string())
+            ),
+        ]
+        .join("\n")
+    }
+
+    #[test]
+    fn typed_values_after_each_edit_are_those_of_the_edited_text() {
+        let text = "INVITE sip:bob@b SIP/2.0\r\n\
+            Via: SIP/2.0/UDP a;branch=z9hG4bK1;rport, SIP/2.0/TCP b;branch=z9hG4bK2\r\n\
+            Via: SIP/2.0/UDP c;branch=z9hG4bK3;received=192.0.2.9\r\n\
+            Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:r1;lr>\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+            Max-Forwards: 70\r\nContact: <sip:a@192.0.2.1>\r\n\
+            Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n";
+        let mut m = Message::parse(Bytes::from(text)).unwrap();
+        type Edit = fn(&mut Message);
+        let edits: [(&str, Edit); 12] = [
+            ("replace a joined top Via", |m| {
+                m.replace_first_value(
+                    HeaderName::Via,
+                    "SIP/2.0/UDP a;branch=z9hG4bK1;rport=5;received=192.0.2.1",
+                )
+                .unwrap()
+            }),
+            ("replace a lone top Via", |m| {
+                m.replace_first_value(HeaderName::Via, "SIP/2.0/UDP z;branch=z9hG4bKz;maddr=m")
+                    .unwrap()
+            }),
+            ("push a Via", |m| {
+                m.push_header(HeaderName::Via, "SIP/2.0/TCP p;branch=z9hG4bKp")
+                    .unwrap()
+            }),
+            ("pop a Via", |m| drop(m.remove_first_value(HeaderName::Via))),
+            ("pop a Route", |m| {
+                drop(m.remove_first_value(HeaderName::Route))
+            }),
+            ("push a Record-Route", |m| {
+                m.push_header(HeaderName::RecordRoute, "<sip:r0;lr>")
+                    .unwrap()
+            }),
+            ("set From", |m| {
+                m.set_header(HeaderName::From, "<sip:x@y>;tag=9").unwrap()
+            }),
+            ("append a second To", |m| {
+                m.append_header("t", "<sip:q@r>").unwrap()
+            }),
+            ("remove To", |m| drop(m.remove_header(HeaderName::To))),
+            ("set Contact", |m| {
+                m.set_header(HeaderName::Contact, "<sip:n@1.2.3.4>;expires=5, *")
+                    .unwrap()
+            }),
+            ("set CSeq and Max-Forwards", |m| {
+                m.set_header(HeaderName::CSeq, "2 INVITE").unwrap();
+                m.set_header(HeaderName::MaxForwards, "9").unwrap();
+            }),
+            ("set Content-Type, Call-ID and an extension", |m| {
+                m.set_header(HeaderName::ContentType, "text/plain").unwrap();
+                m.set_header(HeaderName::CallId, "y@z").unwrap();
+                m.append_header("X-A", "1").unwrap();
+            }),
+        ];
+        for (what, edit) in edits {
+            // Every value cached before the edit, as a server would have.
+            typed_snapshot(&m);
+            edit(&mut m);
+            let fresh = Message::parse_lazy(m.to_bytes(), &crate::Limits::default()).unwrap();
+            assert_eq!(typed_snapshot(&m), typed_snapshot(&fresh), "after: {what}");
         }
     }
 

@@ -27,8 +27,7 @@ fn push_param(s: &mut String, name: &str, value: Option<&str>) {
 /// Replaces the top Via value by `value`, keeping the others (and their
 /// lines) as received.
 fn replace_top_via(msg: &mut Message, value: &str) -> Result<(), habla_message::Error> {
-    msg.remove_first_value(HeaderName::Via);
-    msg.push_header(HeaderName::Via, value)
+    msg.replace_first_value(HeaderName::Via, value)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {

@@ -1274,33 +1274,8 @@ impl Message {
 
 fn write_content_length(out: &mut BytesMut, len: usize) {
     out.extend_from_slice(b"Content-Length: ");
-    let mut buf = itoa_buf(len);
-    out.put_slice(buf.as_bytes_mut());
+    out.put_slice(crate::text::Decimal::new(len as u64).as_str().as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-struct ItoaBuf {
-    buf: [u8; 20],
-    start: usize,
-}
-impl ItoaBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-fn itoa_buf(mut n: usize) -> ItoaBuf {
-    let mut b = ItoaBuf {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        b.start -= 1;
-        b.buf[b.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return b;
-        }
-    }
 }
 
 /// Content-Length of a message being parsed, as [`Message::content_length`]

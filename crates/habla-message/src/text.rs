@@ -212,3 +212,48 @@ impl Sub {
         self.end as usize
     }
 }
+
+/// A number written in decimal without the formatting machinery (for the
+/// numbers written on every message: Content-Length, ports, `rport`).
+#[derive(Clone, Copy)]
+pub struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// `n` in decimal.
+    pub fn new(mut n: u64) -> Decimal {
+        let mut d = Decimal {
+            digits: [b'0'; 20],
+            start: 20,
+        };
+        // u64::MAX has 20 digits: `start` never goes below 0.
+        loop {
+            d.start -= 1;
+            d.digits[d.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // ASCII digits only.
+        std::str::from_utf8(&self.digits[self.start..]).unwrap_or("0")
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    use super::Decimal;
+
+    #[test]
+    fn decimal_writes_what_display_writes() {
+        for n in [0, 7, 10, 99, 5060, 65_535, 1 << 40, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_str(), n.to_string());
+        }
+    }
+}

@@ -82,20 +82,7 @@ impl fmt::Display for Flow {
 
 /// Appends `n` in decimal.
 pub(crate) fn push_decimal(s: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        s.push(d as char);
-    }
+    s.push_str(habla_message::Decimal::new(n).as_str());
 }
 
 /// Appends an IP address as `Display` writes it (IPv6 through `Display`:

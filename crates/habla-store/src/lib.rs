@@ -31,7 +31,7 @@ use habla_registrar::{
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -583,11 +583,12 @@ pub struct User {
 /// it (another `habla user` process included), is read at most every
 /// [`USER_RECHECK`], so a change made elsewhere is seen within that.
 /// Changes made through this store clear the cache at once. Stores opened
-/// with [`UserStore::another_connection`] share one cache.
+/// with [`UserStore::another_connection`] share one cache, behind a
+/// read-write lock: a hit takes the shared side only and copies nothing.
 pub struct UserStore {
     conn: Mutex<Connection>,
     path: PathBuf,
-    cache: Arc<Mutex<UserCache>>,
+    cache: Arc<RwLock<UserCache>>,
 }
 
 /// How often a cached lookup checks that the database did not change.
@@ -602,7 +603,34 @@ struct UserCache {
     /// The `users_version` counter the entries were read at.
     version: Option<i64>,
     checked: Option<Instant>,
-    entries: HashMap<(String, String), Option<User>>,
+    /// By domain, then user name (so that a lookup borrows the names).
+    entries: HashMap<String, HashMap<String, Option<Arc<User>>>>,
+    /// How many user names `entries` holds.
+    len: usize,
+}
+
+impl UserCache {
+    fn fresh(&self, now: Instant) -> bool {
+        self.checked
+            .is_some_and(|t| now.saturating_duration_since(t) < USER_RECHECK)
+    }
+
+    fn lookup(&self, username: &str, domain: &str) -> Option<Option<Arc<User>>> {
+        self.entries.get(domain)?.get(username).cloned()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.len = 0;
+    }
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl UserStore {
@@ -636,10 +664,14 @@ impl UserStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// After a change made through this store: the next lookup reads the
+    /// counter again (and so drops an entry a concurrent lookup may have
+    /// put back from before the change).
     fn forget(&self) {
-        let mut c = relock(&self.cache);
-        c.entries.clear();
+        let mut c = write_lock(&self.cache);
+        c.clear();
         c.version = None;
+        c.checked = None;
     }
 
     /// Adds or replaces a user; durable when it returns.
@@ -658,36 +690,56 @@ impl UserStore {
     }
 
     /// Looks a user up (see the cache in [`UserStore`]).
-    pub fn get(&self, username: &str, domain: &str) -> Result<Option<User>, StoreError> {
+    pub fn get(&self, username: &str, domain: &str) -> Result<Option<Arc<User>>, StoreError> {
         let now = Instant::now();
-        {
-            let mut c = relock(&self.cache);
-            if c.checked
-                .is_none_or(|t| now.duration_since(t) >= USER_RECHECK)
-            {
-                let version = self
-                    .conn()
-                    .prepare_cached("SELECT version FROM users_version")
-                    .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-                    .map_err(|e| self.err(e))?;
-                if c.version != Some(version) {
-                    c.entries.clear();
-                    c.version = Some(version);
+        let fresh = {
+            let c = read_lock(&self.cache);
+            if c.fresh(now) {
+                if let Some(hit) = c.lookup(username, domain) {
+                    return Ok(hit);
                 }
-                c.checked = Some(now);
             }
-            if let Some(hit) = c.entries.get(&(username.to_owned(), domain.to_owned())) {
-                return Ok(hit.clone());
+            c.fresh(now)
+        };
+        if !fresh {
+            self.recheck(now)?;
+            if let Some(hit) = read_lock(&self.cache).lookup(username, domain) {
+                return Ok(hit);
             }
         }
-        let found = self.query(username, domain)?;
-        let mut c = relock(&self.cache);
-        if c.entries.len() >= USER_CACHE {
-            c.entries.clear();
+        let found = self.query(username, domain)?.map(Arc::new);
+        let mut c = write_lock(&self.cache);
+        if c.len >= USER_CACHE {
+            c.clear();
         }
-        c.entries
-            .insert((username.to_owned(), domain.to_owned()), found.clone());
+        let added = c
+            .entries
+            .entry(domain.to_owned())
+            .or_default()
+            .insert(username.to_owned(), found.clone())
+            .is_none();
+        c.len += usize::from(added);
         Ok(found)
+    }
+
+    /// Reads the change counter (once per [`USER_RECHECK`], whichever
+    /// lookup comes first) and drops the entries if it moved.
+    fn recheck(&self, now: Instant) -> Result<(), StoreError> {
+        let mut c = write_lock(&self.cache);
+        if c.fresh(now) {
+            return Ok(());
+        }
+        let version = self
+            .conn()
+            .prepare_cached("SELECT version FROM users_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map_err(|e| self.err(e))?;
+        if c.version != Some(version) {
+            c.clear();
+            c.version = Some(version);
+        }
+        c.checked = Some(now);
+        Ok(())
     }
 
     fn query(&self, username: &str, domain: &str) -> Result<Option<User>, StoreError> {

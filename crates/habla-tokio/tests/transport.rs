@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use habla_message::{Message, Method, RequestBuilder, Uri};
-use habla_tokio::{Destination, Endpoint, Event, Flow, Transport, TransportConfig};
+use habla_tokio::{Destination, Endpoint, Event, Flow, Handle, Transport, TransportConfig};
 use habla_transaction::new_branch;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +49,13 @@ async fn next_response(ep: &mut Endpoint) -> Message {
             _ => {}
         }
     }
+}
+
+/// Answers `req` (transaction `key`) with a 200 made from it.
+async fn answer_200(h: &Handle, key: habla_tokio::TransactionKey, req: &Message) {
+    h.send_response(key, req.response(200).build().unwrap())
+        .await
+        .unwrap();
 }
 
 async fn next_request(ep: &mut Endpoint) -> (habla_tokio::TransactionKey, Message, Flow) {
@@ -174,9 +181,7 @@ async fn tcp_connections_are_reused_both_ways() {
         .await
         .unwrap();
         let (key, req, flow) = next_request(&mut server).await;
-        sh.send_response(key, req.response(200).build().unwrap())
-            .await
-            .unwrap();
+        answer_200(&sh, key, &req).await;
         assert_eq!(next_response(&mut client).await.status(), Some(200));
         flows.push(flow);
     }
@@ -193,9 +198,7 @@ async fn tcp_connections_are_reused_both_ways() {
         "came over the client's connection"
     );
     assert_eq!(req.top_via().unwrap().transport(), "TCP");
-    ch.send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&ch, key, &req).await;
     assert_eq!(next_response(&mut server).await.status(), Some(200));
     // Also addressing the client's remote address reuses the connection.
     sh.send_request(
@@ -344,11 +347,7 @@ async fn large_udp_request_moves_to_tcp() {
     let (key, req, flow) = next_request(&mut server).await;
     assert_eq!(flow.transport, Transport::Udp);
     assert_eq!(req.top_via().unwrap().transport(), "UDP");
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     assert_eq!(next_response(&mut client).await.status(), Some(200));
     // Larger than 1300 bytes: RFC 3261 §18.1.1 sends it over TCP.
     client
@@ -363,11 +362,7 @@ async fn large_udp_request_moves_to_tcp() {
     assert_eq!(flow.transport, Transport::Tcp);
     assert!(req.to_bytes().len() > 1300);
     assert_eq!(req.top_via().unwrap().transport(), "TCP");
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     assert_eq!(next_response(&mut client).await.status(), Some(200));
     assert_eq!(client.stats().udp_to_tcp, 1);
     client.shutdown().await;
@@ -436,11 +431,7 @@ async fn received_and_rport_are_filled_and_used() {
     assert_eq!(v.received(), Some("127.0.0.1"));
     assert_eq!(v.rport(), Some(Some(port)));
     assert_eq!(flow.remote, sock.local_addr().unwrap());
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     let r = parse(&recv_datagram(&sock).await);
     assert_eq!(r.status(), Some(200));
     assert_eq!(
@@ -457,11 +448,7 @@ async fn received_and_rport_are_filled_and_used() {
     let (key, req, _) = next_request(&mut server).await;
     assert_eq!(req.top_via().unwrap().rport(), None);
     assert_eq!(req.top_via().unwrap().received(), Some("127.0.0.1"));
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     let r = parse(&recv_datagram(&sock).await);
     assert_eq!(r.top_via().unwrap().received(), Some("127.0.0.1"));
 
@@ -476,11 +463,7 @@ async fn received_and_rport_are_filled_and_used() {
         .unwrap();
     let (key, req, flow) = next_request(&mut server).await;
     assert_eq!(flow.remote, sock.local_addr().unwrap());
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     let r = parse(&recv_datagram(&listener).await);
     assert_eq!(r.cseq().unwrap().seq, 4);
     // The retransmitted request is answered again, at the same place.
@@ -501,11 +484,7 @@ async fn received_and_rport_are_filled_and_used() {
     let (key, req, flow) = next_request(&mut server).await;
     assert_eq!(req.top_via().unwrap().rport(), Some(Some(me.port())));
     assert_eq!(flow.remote, me);
-    server
-        .handle()
-        .send_response(key, req.response(200).build().unwrap())
-        .await
-        .unwrap();
+    answer_200(&server.handle(), key, &req).await;
     assert_eq!(read_message(&mut s).await.status(), Some(200));
     server.shutdown().await;
 }

@@ -90,3 +90,66 @@ impl Schedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Duration = Duration::from_millis(500);
+    const J: Duration = Duration::from_secs(32);
+
+    #[test]
+    fn due_timers_come_out_in_deadline_order_across_queues() {
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.push(J, (t0 + J, 1, Timer::J));
+        s.push(A, (t0 + A, 2, Timer::A));
+        s.push(A, (t0 + A * 2, 3, Timer::A));
+        assert_eq!(s.first(), Some(t0 + A));
+        let mut due = Vec::new();
+        s.take_due(t0 + A * 2, &mut due);
+        assert_eq!(due.iter().map(|e| e.1).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(s.first(), Some(t0 + J));
+        due.clear();
+        s.take_due(t0 + J, &mut due);
+        assert_eq!(due.iter().map(|e| e.1).collect::<Vec<_>>(), [1]);
+        assert_eq!(s.first(), None);
+    }
+
+    #[test]
+    fn a_deadline_older_than_the_back_of_its_queue_keeps_the_order() {
+        // Threads read the clock before taking the layer's lock: the later
+        // arming may carry the earlier `now`.
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.push(A, (t0 + A + Duration::from_millis(2), 1, Timer::A));
+        s.push(A, (t0 + A, 2, Timer::A));
+        s.push(A, (t0 + A + Duration::from_millis(1), 3, Timer::A));
+        assert_eq!(s.first(), Some(t0 + A));
+        let mut due = Vec::new();
+        s.take_due(t0 + A, &mut due);
+        assert_eq!(due.iter().map(|e| e.1).collect::<Vec<_>>(), [2]);
+        due.clear();
+        s.take_due(t0 + A * 2, &mut due);
+        assert_eq!(due.iter().map(|e| e.1).collect::<Vec<_>>(), [3, 1]);
+    }
+
+    #[test]
+    fn pruning_drops_disarmed_fronts_only_after_a_disarm() {
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        s.push(A, (t0 + A, 1, Timer::A));
+        s.push(A, (t0 + A * 2, 2, Timer::A));
+        s.push(A, (t0 + A * 3, 3, Timer::A));
+        // Nothing disarmed: pruning looks at nothing.
+        s.prune(|_| false);
+        assert_eq!(s.first(), Some(t0 + A));
+        // 1 and 3 disarmed: the front goes, 3 waits behind live 2.
+        s.disarmed();
+        s.prune(|e| e.1 == 2);
+        assert_eq!(s.first(), Some(t0 + A * 2));
+        let mut due = Vec::new();
+        s.take_due(t0 + A * 3, &mut due);
+        assert_eq!(due.iter().map(|e| e.1).collect::<Vec<_>>(), [2, 3]);
+    }
+}

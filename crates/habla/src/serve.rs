@@ -1280,6 +1280,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn local_names_compare_without_case() {
+        let cfg = Config {
+            domains: vec!["Example.ORG".into()],
+            ..Config::default()
+        };
+        let names = LocalNames::new(&cfg, &["192.0.2.1:5060".parse().unwrap()]);
+        for host in [
+            "example.org",
+            "EXAMPLE.org",
+            "Example.Org",
+            "localhost",
+            "LOCALHOST",
+            "192.0.2.1",
+        ] {
+            assert!(names.is_local(host), "{host}");
+        }
+        for host in ["example.com", "example.org.", "192.0.2.2", ""] {
+            assert!(!names.is_local(host), "{host}");
+        }
+    }
+
+    #[test]
     fn flows_are_used_for_connections_outbound_and_nat_only() {
         let udp = Some("udp:192.0.2.1:5060->127.0.0.1:40000");
         assert_eq!(reachable_over_flow("sip:bob@127.0.0.1:6000", udp), None);

@@ -1038,20 +1038,43 @@ impl Message {
     /// accessor parse again.
     fn touched_header(&mut self, name: HeaderName) {
         self.edited = true;
-        let c = &mut self.cache;
+        // Every cell named, so that a new one cannot be forgotten here.
+        let Cache {
+            request_uri: _,
+            top_via,
+            from,
+            to,
+            call_id,
+            cseq,
+            max_forwards,
+            contacts,
+            lists,
+            content_type,
+        } = &mut *self.cache;
         match name {
             HeaderName::Via => {
-                c.top_via = OnceLock::new();
-                c.lists = OnceLock::new();
+                *top_via = OnceLock::new();
+                if let Some(l) = lists.get_mut() {
+                    l.vias = OnceLock::new();
+                }
             }
-            HeaderName::Route | HeaderName::RecordRoute => c.lists = OnceLock::new(),
-            HeaderName::From => c.from = OnceLock::new(),
-            HeaderName::To => c.to = OnceLock::new(),
-            HeaderName::CallId => c.call_id = OnceLock::new(),
-            HeaderName::CSeq => c.cseq = OnceLock::new(),
-            HeaderName::MaxForwards => c.max_forwards = OnceLock::new(),
-            HeaderName::Contact => c.contacts = OnceLock::new(),
-            HeaderName::ContentType => c.content_type = OnceLock::new(),
+            HeaderName::Route => {
+                if let Some(l) = lists.get_mut() {
+                    l.routes = OnceLock::new();
+                }
+            }
+            HeaderName::RecordRoute => {
+                if let Some(l) = lists.get_mut() {
+                    l.record_routes = OnceLock::new();
+                }
+            }
+            HeaderName::From => *from = OnceLock::new(),
+            HeaderName::To => *to = OnceLock::new(),
+            HeaderName::CallId => *call_id = OnceLock::new(),
+            HeaderName::CSeq => *cseq = OnceLock::new(),
+            HeaderName::MaxForwards => *max_forwards = OnceLock::new(),
+            HeaderName::Contact => *contacts = OnceLock::new(),
+            HeaderName::ContentType => *content_type = OnceLock::new(),
             // No typed value of its own (or everything reset by `touched`).
             _ => {}
         }
@@ -1087,19 +1110,27 @@ impl Message {
     /// other values (a transport stamping `received`/`rport` on the top Via,
     /// RFC 3261 §18.2.1): one edit, where [`Message::remove_first_value`]
     /// then [`Message::push_header`] would be two.
+    /// A header that is not a comma-separated list (Date, Authorization...)
+    /// has its first line replaced whole; without one, the value is added
+    /// above every other header.
     pub fn replace_first_value(&mut self, name: HeaderName, value: &str) -> Result<(), Error> {
         let f = self.owned_field(name, name.as_str(), value)?;
         match self.fields.iter().position(|f| f.name == name) {
-            // A line with one value (no comma at all: the usual case) is
-            // replaced where it is.
-            Some(i) if memchr::memchr(b',', self.value_bytes(&self.fields[i])).is_none() => {
+            // A line with one value (no comma at all: the usual case), or
+            // of a header that is no list, is replaced where it is.
+            Some(i)
+                if !is_comma_list(name)
+                    || memchr::memchr(b',', self.value_bytes(&self.fields[i])).is_none() =>
+            {
                 self.fields[i] = f;
             }
-            _ => {
+            // The first value goes; the line keeps the others (or goes, if
+            // that was its only one), and the new value takes its place.
+            Some(i) => {
                 self.take_first_value(name);
-                let at = self.fields.iter().position(|f| f.name == name).unwrap_or(0);
-                self.fields.insert(at, f);
+                self.fields.insert(i, f);
             }
+            None => self.fields.insert(0, f),
         }
         self.touched_header(name);
         Ok(())
@@ -1158,6 +1189,11 @@ impl Message {
     fn take_first_value(&mut self, name: HeaderName) -> Option<SipStr> {
         let i = self.fields.iter().position(|f| f.name == name)?;
         let value = self.value_of(&self.fields[i]);
+        if !is_comma_list(name) {
+            // A comma inside a Date or a challenge separates nothing.
+            self.fields.remove(i);
+            return Some(value);
+        }
         let mut items = crate::scan::comma_items(&value);
         let first = value.slice_ref(items.next().unwrap_or(""));
         let rest: Vec<&str> = items.collect();
@@ -1270,6 +1306,38 @@ impl Message {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
     }
+}
+
+/// Whether the values of a header may be joined on one line with commas
+/// (RFC 3261 §7.3.1: the headers whose grammar is a comma-separated list;
+/// an unknown header is taken as one value per line).
+fn is_comma_list(name: HeaderName) -> bool {
+    use HeaderName as H;
+    matches!(
+        name,
+        H::Via
+            | H::Contact
+            | H::Route
+            | H::RecordRoute
+            | H::Path
+            | H::Accept
+            | H::AcceptEncoding
+            | H::AcceptLanguage
+            | H::AlertInfo
+            | H::Allow
+            | H::AllowEvents
+            | H::CallInfo
+            | H::ContentEncoding
+            | H::ContentLanguage
+            | H::ErrorInfo
+            | H::InReplyTo
+            | H::ProxyRequire
+            | H::Reason
+            | H::Require
+            | H::Supported
+            | H::Unsupported
+            | H::Warning
+    )
 }
 
 fn write_content_length(out: &mut BytesMut, len: usize) {
@@ -1708,6 +1776,76 @@ mod tests {
             let fresh = Message::parse_lazy(m.to_bytes(), &crate::Limits::default()).unwrap();
             assert_eq!(typed_snapshot(&m), typed_snapshot(&fresh), "after: {what}");
         }
+    }
+
+    /// The header lines of a message, in order, as serialised.
+    fn header_lines(m: &Message) -> Vec<String> {
+        let text = String::from_utf8(m.to_bytes().to_vec()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        head.split("\r\n").skip(1).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn replace_first_value_keeps_the_place_and_splits_only_lists() {
+        let text = "INVITE sip:bob@b SIP/2.0\r\n\
+            Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n\
+            Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+            Contact: \"Doe, J\" <sip:j@h>\r\nContent-Length: 0\r\n\r\n";
+        let mut m = Message::parse(Bytes::from(text)).unwrap();
+        // A list: the first value is replaced in its place, the rest stays.
+        m.replace_first_value(HeaderName::Via, "SIP/2.0/UDP z;branch=z9hG4bKz")
+            .unwrap();
+        // One value whose text holds a comma: replaced where it was.
+        m.replace_first_value(HeaderName::Contact, "<sip:k@h>")
+            .unwrap();
+        // Not a list: the whole line, in its place.
+        m.replace_first_value(HeaderName::Date, "Sun, 14 Nov 2010 00:00:00 GMT")
+            .unwrap();
+        // Absent: added on top.
+        m.replace_first_value(HeaderName::Subject, "hi").unwrap();
+        assert_eq!(
+            header_lines(&m),
+            [
+                "Subject: hi",
+                "Date: Sun, 14 Nov 2010 00:00:00 GMT",
+                "Via: SIP/2.0/UDP z;branch=z9hG4bKz",
+                "Via: SIP/2.0/UDP b;branch=z9hG4bK2",
+                "From: <sip:a@b>;tag=1",
+                "To: <sip:c@d>",
+                "Call-ID: x",
+                "CSeq: 1 INVITE",
+                "Contact: <sip:k@h>",
+                "Content-Length: 0",
+            ]
+        );
+        // Removing a Date's "first value" removes the Date.
+        assert_eq!(
+            m.remove_first_value(HeaderName::Date).unwrap().as_str(),
+            "Sun, 14 Nov 2010 00:00:00 GMT"
+        );
+        assert!(m.header("Date").is_none());
+    }
+
+    #[test]
+    fn an_edit_keeps_the_typed_values_of_other_headers() {
+        let text = "INVITE sip:bob@b SIP/2.0\r\n\
+            Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nRoute: <sip:p1;lr>\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 0\r\n\r\n";
+        let mut m = Message::parse(Bytes::from(text)).unwrap();
+        let from: *const NameAddr = m.from().unwrap();
+        let vias: *const [Via] = m.vias().unwrap();
+        m.push_header(HeaderName::Via, "SIP/2.0/UDP p;branch=z9hG4bKp")
+            .unwrap();
+        // Still the value parsed before the edit, not one parsed again.
+        assert!(std::ptr::eq(from, m.from().unwrap()));
+        assert_eq!(m.vias().unwrap().len(), 2);
+        let vias_after: *const [Via] = m.vias().unwrap();
+        m.remove_first_value(HeaderName::Route);
+        assert!(std::ptr::eq(vias_after, m.vias().unwrap()));
+        assert!(!std::ptr::eq(vias, vias_after));
+        assert!(m.routes().unwrap().is_empty());
     }
 
     #[test]

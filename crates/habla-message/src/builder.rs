@@ -137,7 +137,8 @@ impl Lines {
         }
         if !self.has_content_length {
             self.buf.put_slice(b"Content-Length: ");
-            self.buf.put_slice(body.len().to_string().as_bytes());
+            self.buf
+                .put_slice(crate::Decimal::new(body.len() as u64).as_str().as_bytes());
             self.buf.put_slice(b"\r\n");
         }
         self.buf.put_slice(b"\r\n");
@@ -475,6 +476,22 @@ mod tests {
         assert_eq!(c.get("algorithm").unwrap(), "SHA-256");
         assert_eq!(c.get("username").unwrap(), "a");
         assert_eq!(m.auth_headers(HeaderName::Via).count(), 0);
+    }
+
+    #[test]
+    fn a_reason_phrase_is_written_without_control_characters() {
+        let req = invite();
+        for (reason, line) in [
+            ("OK", "SIP/2.0 200 OK"),
+            ("Fine \u{e9}t\u{e9}", "SIP/2.0 200 Fine \u{e9}t\u{e9}"),
+            ("O\u{1}K\r\nX: y", "SIP/2.0 200 O K  X: y"),
+        ] {
+            let bytes = ResponseBuilder::with_reason(&req, 200, reason)
+                .to_bytes()
+                .unwrap();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            assert_eq!(text.split("\r\n").next(), Some(line), "{reason:?}");
+        }
     }
 
     #[test]

@@ -1231,6 +1231,7 @@ mod tests {
         "SIP/2.0/UDP h;RPORT;Received=10.0.0.1;rport=7;received=x;MADDR=m;maddr=n",
         "SIP/2.0/UDP h;received;rport=;maddr",
         "SIP/2.0/UDP h;received=[2001:db8::1];rport=99999",
+        "SIP/2.0/UDP h;rport=+5;received=1.2.3.4",
         "SIP/2.0/UDP h;receive=1;rports=2;madd=3;receivedx=4",
         "SIP/2.0/UDP h;received=\"q\";rport=1",
         "SIP/2.0/UDP h ; rport = 5 ; received = 1.2.3.4",
@@ -1309,7 +1310,7 @@ mod tests {
                 assert_eq!(via.maddr(), p.value("maddr"), "{v}");
                 let rport = p
                     .get("rport")
-                    .map(|r| r.and_then(|r| r.parse::<u16>().ok()));
+                    .map(|r| r.and_then(|r| parse_u32(r, 65535).map(|r| r as u16)));
                 assert_eq!(via.rport(), rport, "{v}");
             }
         }
@@ -1372,7 +1373,13 @@ mod tests {
 
     #[test]
     fn parameter_keys_match_in_any_case_only() {
-        for (key, name) in [(Key::TAG, "tag"), (Key::BRANCH, "branch")] {
+        for (key, name) in [
+            (Key::TAG, "tag"),
+            (Key::BRANCH, "branch"),
+            (Key::RECEIVED, "received"),
+            (Key::RPORT, "rport"),
+            (Key::MADDR, "maddr"),
+        ] {
             // Every octet at every position, with and without octets after
             // the name in the buffer (the word load and the octet loop).
             for at in 0..name.len() {
@@ -1433,6 +1440,10 @@ mod tests {
             "314159",
             "4294967295",
             "4294967296",
+            "1234567",
+            "12345678",
+            "123456789",
+            "0000007",
             "00000000004294967295",
             "99999999999999999999",
             "",

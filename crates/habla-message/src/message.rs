@@ -1849,6 +1849,50 @@ mod tests {
     }
 
     #[test]
+    fn a_request_uri_with_headers_is_refused() {
+        let err = msg("INVITE sip:a@b?subject=x SIP/2.0").unwrap_err();
+        assert!(matches!(err.error(), Error::RequestUriHeaders), "{err:?}");
+        // The same URI is fine where headers belong (a Contact, a Refer-To).
+        assert!(msg("INVITE sip:a@b SIP/2.0").is_ok());
+    }
+
+    #[test]
+    fn the_header_section_is_utf8_wherever_its_octets_fall() {
+        let head = |extra: &str| {
+            format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n{extra}"
+            )
+        };
+        // A multi-octet character in a line longer than a 64-octet block
+        // (the vectorised ASCII check's blocks) is accepted as text.
+        let long = format!("Subject: {}\u{e9}{}\r\n", "a".repeat(70), "b".repeat(70));
+        let text = head(&format!("{long}Content-Length: 0\r\n\r\n"));
+        let m = Message::parse(Bytes::from(text)).unwrap();
+        assert!(m.header("Subject").unwrap().contains('\u{e9}'));
+        // An octet that is not UTF-8, in any position of a block.
+        for pad in 0..70 {
+            let mut bytes = head(&format!("X-Pad: {}", "p".repeat(pad))).into_bytes();
+            bytes.push(0xff);
+            bytes.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            let err = Message::parse(Bytes::from(bytes)).unwrap_err();
+            assert!(matches!(err.error(), Error::NotUtf8), "{pad}: {err:?}");
+        }
+        // A body that is not UTF-8, right after an ASCII header section
+        // (in the same 64-octet block): the body is octets, fine.
+        for pad in 0..70 {
+            let mut bytes = head(&format!(
+                "X-Pad: {}\r\nContent-Length: 2\r\n\r\n",
+                "p".repeat(pad)
+            ))
+            .into_bytes();
+            bytes.extend_from_slice(&[0xff, 0xfe]);
+            let m = Message::parse(Bytes::from(bytes)).unwrap();
+            assert_eq!(&m.body()[..], &[0xff, 0xfe], "{pad}");
+        }
+    }
+
+    #[test]
     fn single_line_lookups_follow_edits() {
         let mut m = msg("INVITE sip:a@b SIP/2.0").unwrap();
         assert_eq!(m.call_id().unwrap(), "x");

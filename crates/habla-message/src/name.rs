@@ -425,6 +425,9 @@ struct NameWords {
     lower: [u64; 3],
 }
 
+// Known names are numbered from 1 in `u8` tables (0: empty).
+const _: () = assert!(KNOWN.len() < 255);
+
 const fn build_words() -> [NameWords; KNOWN.len()] {
     let mut out = [const {
         NameWords {

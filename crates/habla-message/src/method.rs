@@ -49,26 +49,7 @@ impl Method {
     /// Recognises the method `m`, a slice of `src`; only an extension method
     /// takes a (shared) copy of its text.
     pub(crate) fn parse_in(m: &str, src: &SipStr) -> Option<Method> {
-        Some(match m {
-            "INVITE" => Method::Invite,
-            "ACK" => Method::Ack,
-            "BYE" => Method::Bye,
-            "CANCEL" => Method::Cancel,
-            "REGISTER" => Method::Register,
-            "OPTIONS" => Method::Options,
-            "INFO" => Method::Info,
-            "UPDATE" => Method::Update,
-            "PRACK" => Method::Prack,
-            "SUBSCRIBE" => Method::Subscribe,
-            "NOTIFY" => Method::Notify,
-            "REFER" => Method::Refer,
-            "MESSAGE" => Method::Message,
-            "PUBLISH" => Method::Publish,
-            other if !other.is_empty() && other.bytes().all(is_token) => {
-                Method::Extension(src.slice_ref(other))
-            }
-            _ => return None,
-        })
+        Method::parse_bytes(m.as_bytes(), src)
     }
 
     /// [`Method::parse_in`] on the octets `m` of `src`.
@@ -89,8 +70,11 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"PUBLISH" => Method::Publish,
-            // A token is ASCII, hence a `str`.
-            other => return Method::parse_in(std::str::from_utf8(other).ok()?, src),
+            other if !other.is_empty() && other.iter().all(|&c| is_token(c)) => {
+                // A token is ASCII, hence a `str`.
+                Method::Extension(src.slice_ref(std::str::from_utf8(other).ok()?))
+            }
+            _ => return None,
         })
     }
 

@@ -209,17 +209,26 @@ const fn build_classes() -> [u8; 256] {
     t
 }
 
-static CLASSES: [u8; 256] = build_classes();
+static CLASSES: [u8; 256] = CLASSES_CONST;
 
 /// A class of octets as a table: `true` for the octets in it.
 pub(crate) type Table = [bool; 256];
 
 /// The octets of the classes of `mask` as a table.
 const fn class_table(mask: u8) -> Table {
+    class_table_except(mask, None)
+}
+
+/// [`class_table`] without the octet `except`.
+pub(crate) const fn class_table_except(mask: u8, except: Option<u8>) -> Table {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = CLASSES_CONST[i] & mask != 0;
+        let excluded = match except {
+            Some(e) => e as usize == i,
+            None => false,
+        };
+        t[i] = !excluded && CLASSES_CONST[i] & mask != 0;
         i += 1;
     }
     t
@@ -253,16 +262,6 @@ pub(crate) fn run_end(b: &[u8], mut i: usize, class: &Table) -> usize {
         i += 1;
     }
     i
-}
-
-/// `user` characters besides escapes, for tables built at compile time.
-pub(crate) const fn is_user_const(c: u8) -> bool {
-    CLASSES_CONST[c as usize] & class::USER != 0
-}
-
-/// `paramchar` characters, for tables built at compile time.
-pub(crate) const fn is_uri_param_const(c: u8) -> bool {
-    CLASSES_CONST[c as usize] & class::URI_PARAM != 0
 }
 
 const CLASSES_CONST: [u8; 256] = build_classes();

@@ -584,27 +584,11 @@ fn sip_scheme(b: &[u8]) -> Option<usize> {
 
 /// Octets the usual SIP URI's user part is made of: `user` characters
 /// without escapes (RFC 3261 §25.1: unreserved / user-unreserved).
-static USER_PLAIN: Table = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = i != b'%' as usize && crate::scan::is_user_const(i as u8);
-        i += 1;
-    }
-    t
-};
+static USER_PLAIN: Table = crate::scan::class_table_except(class::USER, Some(b'%'));
 
 /// Octets of the usual SIP URI's parameters: `paramchar` without escapes
 /// (RFC 3261 §19.1.1: param-unreserved / unreserved).
-static PARAM_PLAIN: Table = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = i != b'%' as usize && crate::scan::is_uri_param_const(i as u8);
-        i += 1;
-    }
-    t
-};
+static PARAM_PLAIN: Table = crate::scan::class_table_except(class::URI_PARAM, Some(b'%'));
 
 /// The parts of a SIP URI found by [`sip_scan`]: a [`SipUri`] without its
 /// shared text, so that scanning takes no reference count and the URI is

@@ -253,9 +253,7 @@ mod tests {
         for round in 0..20000 {
             let mut c = [0u8; 64];
             for b in c.iter_mut() {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                crate::scan::test_rand::step(&mut seed);
                 *b = if round % 2 == 0 {
                     alphabet[(seed >> 33) as usize % alphabet.len()]
                 } else {

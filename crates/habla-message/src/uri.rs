@@ -1275,9 +1275,7 @@ mod tests {
         let alphabet = b"0123456789...2.5x";
         let mut seed = 5u64;
         for _ in 0..200_000 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::scan::test_rand::step(&mut seed);
             let len = (seed >> 59) as usize;
             let c: Vec<u8> = (0..len)
                 .map(|k| alphabet[(seed >> (4 * k % 56)) as usize % alphabet.len()])

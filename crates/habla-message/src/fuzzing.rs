@@ -4,7 +4,7 @@
 //!
 //! Each function panics when an invariant breaks; that is the point.
 
-use crate::{Frame, HeaderName, Limits, Message, StreamFramer};
+use crate::{Error, Frame, HeaderName, Limits, Message, NameAddr, StreamFramer, Via};
 use bytes::Bytes;
 
 /// Reads every typed accessor, so that lazy parsing runs on every header.
@@ -50,6 +50,62 @@ pub fn touch_everything(m: &Message) {
     }
 }
 
+/// Every typed value of a message, as text (errors included): two
+/// messages with the same text give the same string.
+pub fn typed_values(m: &Message) -> String {
+    let strs = |r: Result<&[NameAddr], Error>| match r {
+        Ok(v) => format!("{:?}", v.iter().map(|n| n.as_str()).collect::<Vec<_>>()),
+        Err(e) => e.to_string(),
+    };
+    let via = |v: &Via| {
+        format!(
+            "{} {:?} {:?} {:?}",
+            v.as_str(),
+            v.received(),
+            v.rport(),
+            v.maddr()
+        )
+    };
+    [
+        m.top_via().map(via).unwrap_or_else(|e| e.to_string()),
+        match m.vias() {
+            Ok(v) => v.iter().map(via).collect::<Vec<_>>().join(" | "),
+            Err(e) => e.to_string(),
+        },
+        m.from()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|e| e.to_string()),
+        m.to()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_else(|e| e.to_string()),
+        m.call_id()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|e| e.to_string()),
+        m.cseq()
+            .map(|c| format!("{} {}", c.seq, c.method))
+            .unwrap_or_else(|e| e.to_string()),
+        format!("{:?}", m.max_forwards().map_err(|e| e.to_string())),
+        match m.contacts() {
+            Ok(c) => format!(
+                "{:?}",
+                c.iter()
+                    .map(|c| (c.addr().map(|a| a.as_str()), c.expires()))
+                    .collect::<Vec<_>>()
+            ),
+            Err(e) => e.to_string(),
+        },
+        strs(m.routes()),
+        strs(m.record_routes()),
+        format!(
+            "{:?}",
+            m.content_type()
+                .map(|t| t.map(|t| t.essence().to_owned()))
+                .map_err(|e| e.to_string())
+        ),
+    ]
+    .join("\n")
+}
+
 /// Parsing arbitrary bytes never panics; an untouched parsed message
 /// serialises to the octets it was parsed from.
 pub fn parse(data: &[u8]) {
@@ -57,6 +113,11 @@ pub fn parse(data: &[u8]) {
     match Message::parse(buf.clone()) {
         Ok(m) => {
             touch_everything(&m);
+            for h in m.headers() {
+                // The parser's name recognition (during the line scan)
+                // and the public one agree.
+                assert_eq!(HeaderName::parse(h.raw_name), h.name, "{:?}", h.raw_name);
+            }
             let out = m.to_bytes();
             assert!(
                 memchr::memmem::find(&buf, &out).is_some(),
@@ -83,14 +144,24 @@ pub fn roundtrip(data: &[u8]) {
     assert_same(&m, &again);
 
     let mut edited = m.clone();
+    // Every value parsed before the edits, as a server would have them:
+    // an edit must reset what it changed and keep the rest.
+    touch_everything(&edited);
     edited
-        .push_header(HeaderName::Via, "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKfuzz")
+        .push_header(
+            HeaderName::Via,
+            "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKpushed",
+        )
+        .expect("valid Via");
+    edited
+        .replace_first_value(HeaderName::Via, "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKfuzz")
         .expect("valid Via");
     let _ = edited.remove_first_value(HeaderName::Route);
     edited.append_header("X-Fuzz", "1").expect("valid header");
     let bytes = edited.to_bytes();
     let reparsed = Message::parse(bytes.clone())
         .unwrap_or_else(|e| panic!("edited message does not parse: {e}\n{bytes:?}"));
+    assert_eq!(typed_values(&edited), typed_values(&reparsed));
     assert_eq!(
         reparsed.vias().map(|v| v.len()).ok(),
         m.vias().map(|v| v.len() + 1).ok()

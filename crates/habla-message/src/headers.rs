@@ -1407,7 +1407,7 @@ mod tests {
         let mut seed = 9u64;
         let alphabet = b"0123456789 /:a\x00\xff";
         for round in 0..200_000 {
-            crate::scan::test_rand::step(&mut seed);
+            crate::scan::test_lcg::step(&mut seed);
             let mut w = [0u8; 8];
             for (k, c) in w.iter_mut().enumerate() {
                 let r = (seed >> (5 * k)) as usize;

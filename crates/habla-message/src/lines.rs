@@ -183,11 +183,11 @@ mod tests {
         for round in 0..3000 {
             // No high octet, some, or rare ones.
             let high_rate = [0, 40, 400][round % 3];
-            crate::scan::test_rand::step(&mut seed);
+            crate::scan::test_lcg::step(&mut seed);
             let len = (seed >> 40) as usize % 300;
             let mut data = Vec::with_capacity(len);
             for _ in 0..len {
-                crate::scan::test_rand::step(&mut seed);
+                crate::scan::test_lcg::step(&mut seed);
                 let r = (seed >> 33) as usize % 40;
                 data.push(match r {
                     _ if high_rate > 0 && (seed >> 12) % high_rate == 0 => 0xc3,

@@ -830,7 +830,7 @@ mod tests {
             let mut v = Vec::new();
             // Up to about 60 octets: runs across the 16-octet chunks.
             for _ in 0..(seed % 24) {
-                crate::scan::test_rand::step(&mut seed);
+                crate::scan::test_lcg::step(&mut seed);
                 v.extend_from_slice(parts[(seed >> 33) as usize % parts.len()]);
             }
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -878,7 +878,7 @@ mod tests {
         for _ in 0..50000 {
             let mut v = Vec::new();
             for _ in 0..(seed % 9) {
-                crate::scan::test_rand::step(&mut seed);
+                crate::scan::test_lcg::step(&mut seed);
                 v.extend_from_slice(parts[(seed >> 33) as usize % parts.len()]);
             }
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -897,7 +897,7 @@ mod tests {
     fn runs_end_at_the_first_octet_outside_the_class() {
         let mut seed = 3u64;
         for _ in 0..20000 {
-            crate::scan::test_rand::step(&mut seed);
+            crate::scan::test_lcg::step(&mut seed);
             let len = (seed >> 58) as usize;
             let b: Vec<u8> = (0..len)
                 .map(|k| {
@@ -972,7 +972,7 @@ mod tests {
 
 /// The pseudo-random sequence the crate's tests draw inputs from.
 #[cfg(test)]
-pub(crate) mod test_rand {
+pub(crate) mod test_lcg {
     /// Advances `seed` one step (a 64-bit LCG, Knuth's MMIX constants).
     pub(crate) fn step(seed: &mut u64) {
         *seed = seed

@@ -253,7 +253,7 @@ mod tests {
         for round in 0..20000 {
             let mut c = [0u8; 64];
             for b in c.iter_mut() {
-                crate::scan::test_rand::step(&mut seed);
+                crate::scan::test_lcg::step(&mut seed);
                 *b = if round % 2 == 0 {
                     alphabet[(seed >> 33) as usize % alphabet.len()]
                 } else {

@@ -1275,7 +1275,7 @@ mod tests {
         let alphabet = b"0123456789...2.5x";
         let mut seed = 5u64;
         for _ in 0..200_000 {
-            crate::scan::test_rand::step(&mut seed);
+            crate::scan::test_lcg::step(&mut seed);
             let len = (seed >> 59) as usize;
             let c: Vec<u8> = (0..len)
                 .map(|k| alphabet[(seed >> (4 * k % 56)) as usize % alphabet.len()])

@@ -161,7 +161,9 @@ pub enum RegistrarError {
 pub fn address_of_record(uri: &Uri) -> Option<String> {
     let sip = uri.as_sip()?;
     let user = sip.user_decoded()?;
-    let mut aor = String::with_capacity(uri.as_str().len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let host = sip.host().as_str();
+    let mut aor = String::with_capacity(uri.as_str().len() + 2 * user.len());
     aor.push_str(if sip.is_secure() { "sips:" } else { "sip:" });
     // Escape again what may not appear raw, so that the key is a valid URI
     // and distinct users stay distinct (RFC 4475 escnull: NUL and NUL NUL).
@@ -169,11 +171,13 @@ pub fn address_of_record(uri: &Uri) -> Option<String> {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
             aor.push(b as char);
         } else {
-            aor.push_str(&format!("%{b:02X}"));
+            aor.push('%');
+            aor.push(HEX[usize::from(b >> 4)] as char);
+            aor.push(HEX[usize::from(b & 15)] as char);
         }
     }
     aor.push('@');
-    aor.push_str(&sip.host().as_str().to_ascii_lowercase());
+    aor.extend(host.chars().map(|c| c.to_ascii_lowercase()));
     Some(aor)
 }
 
@@ -216,8 +220,8 @@ pub fn process_register_from(
             "the To header must hold a SIP or SIPS address-of-record",
         );
     };
-    let call_id: Arc<str> = match req.call_id() {
-        Ok(c) => Arc::from(&**c),
+    let call_id: &str = match req.call_id() {
+        Ok(c) => c,
         Err(e) => return reject(400, e.to_string()),
     };
     let cseq = match req.cseq() {
@@ -260,7 +264,7 @@ pub fn process_register_from(
             return reject(400, "Contact: * must be alone and with Expires: 0");
         }
         for b in &live {
-            if b.call_id == call_id && cseq <= b.cseq {
+            if *b.call_id == *call_id && cseq <= b.cseq {
                 return reject(
                     500,
                     "stale CSeq: a newer REGISTER of this Call-ID was processed",
@@ -274,7 +278,7 @@ pub fn process_register_from(
         });
     }
 
-    let path: Arc<[Arc<str>]> =
+    let path: Vec<Arc<str>> =
         match req
             .typed_values(HeaderName::Path)
             .try_fold(Vec::new(), |mut acc, v| {
@@ -286,11 +290,15 @@ pub fn process_register_from(
                 }
                 Some(acc)
             }) {
-            Some(p) => p.into(),
+            Some(p) => p,
             None => return reject(400, "Path holds a malformed URI"),
         };
-    let user_agent: Option<Arc<str>> = req.header("User-Agent").map(Arc::from);
-    let source: Option<Arc<str>> = source.map(Arc::from);
+    // What the bindings record of the request: a refresh usually repeats
+    // them, and then a binding keeps its own copies (no allocation).
+    let mut call_id = Shared::new(call_id);
+    let mut path = SharedPath::new(path);
+    let mut user_agent = req.header("User-Agent").map(Shared::new);
+    let mut source = source.map(Shared::new);
 
     // Step 7: each contact.
     let mut bindings = live;
@@ -332,7 +340,7 @@ pub fn process_register_from(
         match existing {
             Some(i) => {
                 let b = &bindings[i];
-                if b.call_id == call_id && cseq <= b.cseq {
+                if *b.call_id == *call_id.text && cseq <= b.cseq {
                     return reject(
                         500,
                         "stale CSeq: a newer REGISTER of this Call-ID was processed",
@@ -348,11 +356,11 @@ pub fn process_register_from(
                 }
                 b.q = q;
                 b.expires_at = now + u64::from(expires);
-                b.call_id = call_id.clone();
+                call_id.assign(&mut b.call_id);
                 b.cseq = cseq;
-                b.path = path.clone();
-                b.source = source.clone();
-                b.user_agent = user_agent.clone();
+                path.assign(&mut b.path);
+                Shared::assign_option(&mut source, &mut b.source);
+                Shared::assign_option(&mut user_agent, &mut b.user_agent);
             }
             None if expires == 0 => {}
             None => {
@@ -363,11 +371,11 @@ pub fn process_register_from(
                     contact: Arc::from(uri.as_str()),
                     q,
                     expires_at: now + u64::from(expires),
-                    call_id: call_id.clone(),
+                    call_id: call_id.get(),
                     cseq,
-                    path: path.clone(),
-                    source: source.clone(),
-                    user_agent: user_agent.clone(),
+                    path: path.get(),
+                    source: source.as_mut().map(Shared::get),
+                    user_agent: user_agent.as_mut().map(Shared::get),
                 });
             }
         }
@@ -379,6 +387,64 @@ pub fn process_register_from(
     })
 }
 
+/// A text the bindings of a request record (Call-ID, User-Agent, flow),
+/// shared: a binding that already holds an equal text keeps it, the others
+/// share one copy made on first need.
+struct Shared<'a> {
+    text: &'a str,
+    made: Option<Arc<str>>,
+}
+
+impl<'a> Shared<'a> {
+    fn new(text: &'a str) -> Self {
+        Shared { text, made: None }
+    }
+
+    fn get(&mut self) -> Arc<str> {
+        let text = self.text;
+        self.made.get_or_insert_with(|| Arc::from(text)).clone()
+    }
+
+    fn assign(&mut self, slot: &mut Arc<str>) {
+        if **slot != *self.text {
+            *slot = self.get();
+        }
+    }
+
+    fn assign_option(shared: &mut Option<Shared<'_>>, slot: &mut Option<Arc<str>>) {
+        match (shared, slot.as_mut()) {
+            (Some(s), Some(held)) => s.assign(held),
+            (Some(s), None) => *slot = Some(s.get()),
+            (None, _) => *slot = None,
+        }
+    }
+}
+
+/// [`Shared`] for the Path values (RFC 3327), usually none.
+struct SharedPath {
+    values: Vec<Arc<str>>,
+    made: Option<Arc<[Arc<str>]>>,
+}
+
+impl SharedPath {
+    fn new(values: Vec<Arc<str>>) -> Self {
+        SharedPath { values, made: None }
+    }
+
+    fn get(&mut self) -> Arc<[Arc<str>]> {
+        let values = &self.values;
+        self.made
+            .get_or_insert_with(|| values.iter().cloned().collect())
+            .clone()
+    }
+
+    fn assign(&mut self, slot: &mut Arc<[Arc<str>]>) {
+        if slot[..] != self.values[..] {
+            *slot = self.get();
+        }
+    }
+}
+
 /// Contact values for a 200 OK: every binding with its remaining expiry
 /// (RFC 3261 §10.3 step 8).
 pub fn contact_values(bindings: &[Binding], now: u64) -> Vec<String> {
@@ -386,9 +452,15 @@ pub fn contact_values(bindings: &[Binding], now: u64) -> Vec<String> {
         .iter()
         .filter(|b| b.expires_at > now)
         .map(|b| {
-            let mut v = format!("<{}>;expires={}", b.contact, b.remaining(now));
+            let expires = habla_message::Decimal::new(b.remaining(now));
+            let mut v = String::with_capacity(b.contact.len() + 32);
+            v.push('<');
+            v.push_str(&b.contact);
+            v.push_str(">;expires=");
+            v.push_str(expires.as_str());
             if b.q != 1000 {
-                v.push_str(&format!(";q={}", format_q(b.q)));
+                v.push_str(";q=");
+                v.push_str(&format_q(b.q));
             }
             v
         })

@@ -104,41 +104,48 @@ impl MemoryLocationService {
     /// a decision). An empty set removes the AOR.
     pub fn replace(&self, aor: &str, bindings: Vec<Binding>) {
         let mut shard = self.shard(aor);
-        replace_in(&mut shard, aor, bindings);
+        let key = match shard.aors.get(aor) {
+            Some(entry) => entry.key.clone(),
+            None => Arc::from(aor),
+        };
+        replace_in(&mut shard, &key, &bindings);
     }
 
     /// Like [`LocationService::register`], but calls `persist` with the
-    /// live bindings before and the new set after, while the AOR is still
-    /// locked, so that a durable store queues its writes in the order the
-    /// decisions were made (and can write only what changed).
+    /// AOR (shared with the table: no copy), the live bindings before and
+    /// the new set after, while the AOR is still locked, so that a durable
+    /// store queues its writes in the order the decisions were made (and
+    /// can write only what changed).
     pub fn register_with(
         &self,
         aor: &str,
         now: u64,
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
-        persist: impl FnOnce(&str, &[Binding], &[Binding]),
+        persist: impl FnOnce(&Arc<str>, &[Binding], &[Binding]),
     ) -> RegisterDecision {
-        let mut shard = self.shard(aor);
-        let decision = {
-            let stored = shard.aors.get(aor).map_or(&[][..], |a| &a.bindings[..]);
-            // Expiry runs on a timer: stored bindings are usually all live,
-            // and then they are decided on where they lie.
-            let live;
-            let current = if stored.iter().all(|b| b.expires_at > now) {
-                stored
-            } else {
-                live = live_in(stored, now);
-                &live[..]
-            };
-            let decision = decide(current);
-            if let RegisterDecision::Update { bindings, .. } = &decision {
-                persist(aor, current, bindings);
-            }
-            decision
+        let mut guard = self.shard(aor);
+        let shard = &mut *guard;
+        let entry = shard.aors.get(aor);
+        let stored = entry.map_or(&[][..], |a| &a.bindings[..]);
+        // Expiry runs on a timer: stored bindings are usually all live,
+        // and then they are decided on where they lie.
+        let live;
+        let current = if stored.iter().all(|b| b.expires_at > now) {
+            stored
+        } else {
+            live = live_in(stored, now);
+            &live[..]
         };
-        if let RegisterDecision::Update { bindings, .. } = &decision {
-            replace_in(&mut shard, aor, bindings.clone());
-        }
+        let decision = decide(current);
+        let RegisterDecision::Update { bindings, .. } = &decision else {
+            return decision;
+        };
+        let key = match entry {
+            Some(entry) => entry.key.clone(),
+            None => Arc::from(aor),
+        };
+        persist(&key, current, bindings);
+        replace_in(shard, &key, bindings);
         decision
     }
 
@@ -174,27 +181,36 @@ fn live_in(bindings: &[Binding], now: u64) -> Vec<Binding> {
         .collect()
 }
 
-fn replace_in(shard: &mut Shard, aor: &str, bindings: Vec<Binding>) {
+/// Makes `bindings` the AOR's set (none: the AOR goes). An existing entry
+/// keeps its vector's allocation: a refresh copies reference counts only.
+fn replace_in(shard: &mut Shard, aor: &Arc<str>, bindings: &[Binding]) {
     let due = bindings.iter().map(|b| b.expires_at).min();
     let Some(due) = due else {
-        if let Some(old) = shard.aors.remove(aor) {
+        if let Some(old) = shard.aors.remove(&**aor) {
             shard.expiries.remove(&(old.due, old.key));
         }
         return;
     };
-    match shard.aors.get_mut(aor) {
+    match shard.aors.get_mut(&**aor) {
         Some(entry) => {
             if entry.due != due {
                 shard.expiries.remove(&(entry.due, entry.key.clone()));
                 shard.expiries.insert((due, entry.key.clone()));
                 entry.due = due;
             }
-            entry.bindings = bindings;
+            entry.bindings.clear();
+            entry.bindings.extend_from_slice(bindings);
         }
         None => {
-            let key: Arc<str> = Arc::from(aor);
-            shard.expiries.insert((due, key.clone()));
-            shard.aors.insert(key.clone(), Aor { key, bindings, due });
+            shard.expiries.insert((due, aor.clone()));
+            shard.aors.insert(
+                aor.clone(),
+                Aor {
+                    key: aor.clone(),
+                    bindings: bindings.to_vec(),
+                    due,
+                },
+            );
         }
     }
 }

@@ -197,7 +197,8 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// ones it added or refreshed (a refresh rewrites one row, not the AOR's
 /// whole set), and whom to tell once it is durable.
 struct Change {
-    aor: String,
+    /// Shared with the in-memory table (a reference count, not a copy).
+    aor: std::sync::Arc<str>,
     removed: Vec<std::sync::Arc<str>>,
     upserts: Vec<Binding>,
     done: Committed,
@@ -450,7 +451,7 @@ impl LocationService for SqliteLocationService {
                     refused = Some((d, "too many registrations waiting for the database"));
                 } else {
                     staged.changes.push(Change {
-                        aor: aor.to_string(),
+                        aor: aor.clone(),
                         removed: old
                             .iter()
                             .filter(|o| !new.iter().any(|n| n.contact == o.contact))
@@ -528,6 +529,16 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
     Ok(())
 }
 
+/// The Path values as stored: one per line (no copy when there are none,
+/// the usual case).
+fn path_text(path: &[std::sync::Arc<str>]) -> std::borrow::Cow<'_, str> {
+    match path {
+        [] => "".into(),
+        [one] => (**one).into(),
+        more => more.join("\n").into(),
+    }
+}
+
 fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
@@ -540,17 +551,17 @@ fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> 
         )?;
         for change in group {
             for contact in &change.removed {
-                delete.execute(params![change.aor, &**contact])?;
+                delete.execute(params![&*change.aor, &**contact])?;
             }
             for b in &change.upserts {
                 insert.execute(params![
-                    change.aor,
+                    &*change.aor,
                     &*b.contact,
                     i64::from(b.q),
                     b.expires_at as i64,
                     &*b.call_id,
                     i64::from(b.cseq),
-                    b.path.join("\n"),
+                    path_text(&b.path),
                     b.source.as_deref(),
                     b.user_agent.as_deref(),
                 ])?;

@@ -273,11 +273,11 @@ struct Tx<A> {
     /// Client: where requests go. Server: where the request came from.
     target: Target<A>,
     reliable: bool,
-    /// The request that created the transaction. Dropped when a server
-    /// transaction matched by branch reaches its final state (Completed,
-    /// Accepted): from then on only its key and last response are needed,
-    /// and it may live 32 s (Timer J, L) for every request a busy server
-    /// answers, so it must be small.
+    /// The request that created the transaction. A server transaction
+    /// matched by branch keeps it only for an INVITE (for its 100 Trying),
+    /// until the final response (Completed, Accepted): from then on only
+    /// its key and last response are needed, and it may live 32 s (Timer
+    /// J, L) for every request a busy server answers, so it must be small.
     /// Boxed: a `Message` is large, and the table holds every live
     /// transaction inline.
     request: Option<Box<Message>>,
@@ -321,6 +321,9 @@ pub struct TransactionLayer<A> {
     txs: HashMap<u64, Box<Tx<A>>, CounterHash>,
     clients: HashMap<ClientKey, u64>,
     servers: HashMap<ServerKey, u64>,
+    /// Where a request's server key is written to look it up (reused: a
+    /// lookup allocates nothing).
+    key_octets: Vec<u8>,
     legacy: HashMap<LegacyKey, Vec<u64>>,
     schedule: Schedule,
     out: VecDeque<Output<A>>,
@@ -335,6 +338,7 @@ impl<A: Clone> TransactionLayer<A> {
             txs: HashMap::default(),
             clients: HashMap::new(),
             servers: HashMap::new(),
+            key_octets: Vec::new(),
             legacy: HashMap::new(),
             schedule: Schedule::default(),
             out: VecDeque::new(),
@@ -361,7 +365,9 @@ impl<A: Clone> TransactionLayer<A> {
         self.txs.get(&key.0).map(|tx| tx.machine.state())
     }
 
-    /// The request that created a live transaction.
+    /// The request that created a live transaction. Not kept by a server
+    /// transaction for a non-INVITE request with an RFC 3261 branch, nor
+    /// by any server transaction once it has sent its final response.
     pub fn request(&self, key: TransactionKey) -> Option<&Message> {
         self.txs.get(&key.0).and_then(|tx| tx.request.as_deref())
     }
@@ -911,10 +917,11 @@ impl<A: Clone> TransactionLayer<A> {
         request.cseq()?;
         // RFC 3261 §17.2.3: magic-cookie branch + sent-by + method, or the
         // RFC 2543 rules.
-        let server_key = ServerKey::of(via, &method);
-        let found = match &server_key {
-            Some(k) => self.servers.get(k).copied(),
-            None => self.find_legacy(&request, &method, LegacyLookup::Same)?,
+        let by_branch = ServerKey::write(via, &method, &mut self.key_octets);
+        let found = if by_branch {
+            self.servers.get(&self.key_octets[..]).copied()
+        } else {
+            self.find_legacy(&request, &method, LegacyLookup::Same)?
         };
         if let Some(id) = found {
             self.server_retransmission(now, id, request, &method, source);
@@ -930,9 +937,10 @@ impl<A: Clone> TransactionLayer<A> {
             }));
             return Ok(());
         }
-        let index = match server_key {
-            Some(k) => Index::Server(k),
-            None => Index::Legacy(LegacyKey::of(&request)?),
+        let index = if by_branch {
+            Index::Server(ServerKey::from_octets(&self.key_octets))
+        } else {
+            Index::Legacy(LegacyKey::of(&request)?)
         };
         if self.txs.len() >= self.config.max_transactions {
             self.out.push_back(Output::Event(Event::Refused(Refusal {
@@ -953,7 +961,15 @@ impl<A: Clone> TransactionLayer<A> {
         let mut tx = Tx {
             target: source.clone(),
             reliable,
-            request: Some(Box::new(request.clone())),
+            // A non-INVITE matched by branch needs its request for nothing
+            // (retransmissions are matched by the key, answered with the
+            // last response): not copied. An INVITE's builds the 100
+            // Trying; an RFC 2543 request's is its key.
+            request: if method == Method::Invite || matches!(index, Index::Legacy(_)) {
+                Some(Box::new(request.clone()))
+            } else {
+                None
+            },
             slots: Slots::new(id),
             interval: t.t1(),
             index,
@@ -1104,11 +1120,12 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// RFC 3261 §9.2: the INVITE server transaction a CANCEL cancels: the
     /// one the CANCEL would match by §17.2.3 if its method were INVITE.
-    fn find_cancelled(&self, cancel: &Message) -> Result<Option<TransactionKey>, Error> {
+    fn find_cancelled(&mut self, cancel: &Message) -> Result<Option<TransactionKey>, Error> {
         let via = cancel.top_via()?;
-        let id = match ServerKey::of(via, &Method::Invite) {
-            Some(k) => self.servers.get(&k).copied(),
-            None => self.find_legacy(cancel, &Method::Cancel, LegacyLookup::Cancelled)?,
+        let id = if ServerKey::write(via, &Method::Invite, &mut self.key_octets) {
+            self.servers.get(&self.key_octets[..]).copied()
+        } else {
+            self.find_legacy(cancel, &Method::Cancel, LegacyLookup::Cancelled)?
         };
         Ok(id
             .filter(|id| {

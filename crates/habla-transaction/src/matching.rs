@@ -3,6 +3,9 @@
 //! the RFC 2543 fallback) and §9.2 (CANCEL to the INVITE it cancels).
 
 use habla_message::{Error as MessageError, Message, Method, Via};
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
 
 /// RFC 3261 §17.1.3: a response matches a client transaction when the
 /// branch of its top Via and the method of its CSeq equal those of the
@@ -28,34 +31,66 @@ impl ClientKey {
 /// RFC 3261 §17.2.3: with a magic-cookie branch, a request matches a server
 /// transaction when the branch and sent-by of its top Via equal those of
 /// the creating request, and so does its method, ACK counting as INVITE.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ServerKey {
-    pub branch: Box<str>,
-    /// The sent-by host, lower-cased (host names compare case-insensitively).
-    pub host: Box<str>,
-    pub port: Option<u16>,
-    pub method: Method,
-}
+///
+/// The key is those four values in one allocation (method, lower-cased
+/// sent-by host, port, branch, separated by spaces, which none of them
+/// holds), shared by the matching table and the transaction: a busy server
+/// keeps one per request answered in the last 32 s (Timer J). A lookup
+/// writes the octets into a reused buffer ([`ServerKey::write`]) and finds
+/// the key by them, without allocating.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ServerKey(Arc<[u8]>);
 
 impl ServerKey {
-    /// The key for a request whose top Via is `via`, looked up as `method`.
-    /// `None` when the branch lacks the magic cookie (RFC 2543 peer).
-    pub fn of(via: &Via, method: &Method) -> Option<ServerKey> {
+    /// Writes into `buf` the key's octets for a request whose top Via is
+    /// `via`, looked up as `method`. False (and `buf` unspecified) when the
+    /// branch lacks the magic cookie (RFC 2543 peer).
+    pub fn write(via: &Via, method: &Method, buf: &mut Vec<u8>) -> bool {
         if !via.has_rfc3261_branch() {
-            return None;
+            return false;
         }
-        let branch = via.branch()?;
-        Some(ServerKey {
-            branch: branch.into(),
-            host: via.host().as_str().to_ascii_lowercase().into(),
-            port: via.port(),
-            method: match method {
-                // "except for ACK, where the method of the request that
-                // created the transaction is INVITE" (§17.2.3)
-                Method::Ack => Method::Invite,
-                m => m.clone(),
-            },
-        })
+        let Some(branch) = via.branch() else {
+            return false;
+        };
+        buf.clear();
+        // "except for ACK, where the method of the request that created the
+        // transaction is INVITE" (§17.2.3)
+        let method = match method {
+            Method::Ack => Method::Invite.as_str(),
+            m => m.as_str(),
+        };
+        buf.extend_from_slice(method.as_bytes());
+        buf.push(b' ');
+        // Host names compare case-insensitively.
+        buf.extend(via.host().as_str().bytes().map(|b| b.to_ascii_lowercase()));
+        buf.push(b' ');
+        if let Some(port) = via.port() {
+            buf.extend_from_slice(
+                habla_message::Decimal::new(u64::from(port))
+                    .as_str()
+                    .as_bytes(),
+            );
+        }
+        buf.push(b' ');
+        buf.extend_from_slice(branch.as_bytes());
+        true
+    }
+
+    /// The key whose octets [`ServerKey::write`] wrote.
+    pub fn from_octets(octets: &[u8]) -> ServerKey {
+        ServerKey(Arc::from(octets))
+    }
+}
+
+impl Borrow<[u8]> for ServerKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerKey({:?})", String::from_utf8_lossy(&self.0))
     }
 }
 

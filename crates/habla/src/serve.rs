@@ -37,17 +37,22 @@ pub fn unix_now() -> u64 {
 
 /// RFC 1123 date for the Date header (RFC 3261 §20.17); the text of the
 /// current second is kept per thread (every REGISTER's 200 carries one).
-pub fn http_date(secs: u64) -> String {
+pub fn http_date(secs: u64) -> std::rc::Rc<str> {
     use std::cell::RefCell;
+    use std::rc::Rc;
     thread_local! {
-        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        static LAST: RefCell<(u64, Option<Rc<str>>)> = const { RefCell::new((u64::MAX, None)) };
     }
     LAST.with(|l| {
         let mut l = l.borrow_mut();
-        if l.0 != secs {
-            *l = (secs, format_http_date(secs));
+        match &l.1 {
+            Some(text) if l.0 == secs => text.clone(),
+            _ => {
+                let text: Rc<str> = format_http_date(secs).into();
+                *l = (secs, Some(text.clone()));
+                text
+            }
         }
-        l.1.clone()
     })
 }
 
@@ -114,14 +119,38 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A tag (RFC 3261 §19.3: globally unique, cryptographically random):
 /// 64 random bits in hex.
-pub fn random_token() -> String {
+pub fn random_token() -> Token {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(16);
-    for b in random_bytes::<8>() {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
+    let mut t = [0u8; 16];
+    for (i, b) in random_bytes::<8>().into_iter().enumerate() {
+        t[2 * i] = HEX[usize::from(b >> 4)];
+        t[2 * i + 1] = HEX[usize::from(b & 15)];
     }
-    s
+    Token(t)
+}
+
+/// A [`random_token`]: sixteen hex digits, held without allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token([u8; 16]);
+
+impl std::ops::Deref for Token {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// The names this server answers to (RFC 3261 §16.4).
@@ -717,6 +746,14 @@ fn reply(io: &mut Io<'_>, key: TransactionKey, bytes: Bytes) {
     }
 }
 
+/// A REGISTER's answer: made while the decision is taken, sent once the
+/// change is durable (see `on_register`). One allocation per REGISTER.
+#[derive(Default)]
+struct Answer {
+    made: std::sync::OnceLock<Bytes>,
+    pending: std::sync::Mutex<Pending>,
+}
+
 /// A REGISTER's answer while `register` runs (see `on_register`).
 struct Pending {
     /// `register` has not returned: the shard is locked by its caller.
@@ -1130,10 +1167,10 @@ impl Server {
         let now = unix_now();
         // RFC 3261 §10.3 step 1: the Request-URI names our domain.
         let ruri_host = match req.request_uri() {
-            Ok(Uri::Sip(u)) => u.host().as_str().to_string(),
+            Ok(Uri::Sip(u)) => u.host().as_str(),
             _ => return self.simple(key, req, 416, Some("REGISTER needs a SIP Request-URI"), io),
         };
-        if !self.local.is_local(&ruri_host) {
+        if !self.local.is_local(ruri_host) {
             return self.simple(key, req, 403, Some("not a domain of this registrar"), io);
         }
         let aor = match req.to().ok().and_then(|t| address_of_record(t.uri())) {
@@ -1148,11 +1185,8 @@ impl Server {
                 )
             }
         };
-        let domain = aor
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_string())
-            .unwrap_or_default();
-        if !self.local.is_local(&domain) {
+        let domain = aor.rsplit_once('@').map_or("", |(_, d)| d);
+        if !self.local.is_local(domain) {
             return self.simple(
                 key,
                 req,
@@ -1164,10 +1198,10 @@ impl Server {
         // Steps 3-4: authentication, and the user may only register its own AOR.
         if self.cfg.auth.enabled {
             let users = self.users.clone();
-            let realm = self.auth_for(&domain);
+            let realm = self.auth_for(domain);
             let (server, state) = (&realm.0, &realm.1);
             let d = server.authenticate(state, req, flow.remote.ip(), now, |username| {
-                let u = users.get(username, &domain).ok()??;
+                let u = users.get(username, domain).ok()??;
                 Ha1::from_hex(&u.ha1_md5, &u.ha1_sha256)
             });
             if !matches!(
@@ -1200,17 +1234,12 @@ impl Server {
         // the end of this batch, usually on this thread), or from here when
         // `register` already knows (nothing to write, or no room to stage
         // it). Nothing is acknowledged before it is durable.
-        let answer: Arc<std::sync::OnceLock<Bytes>> = Arc::default();
-        let made = answer.clone();
-        // Until `register` returns this shard is locked by this thread: an
-        // answer known by then waits in `pending` and is sent from here.
-        let pending: Arc<std::sync::Mutex<Pending>> = Arc::default();
-        let later = pending.clone();
+        let answer: Arc<Answer> = Arc::default();
+        let later = answer.clone();
         let me = self.me.clone();
         // For the rare 503 below, the request's bytes (a reference, not a
         // copy) to parse again then.
         let request_bytes = req.to_bytes();
-        let aor_logged = aor.clone();
         let decision = self.location.register(
             &aor,
             now,
@@ -1225,11 +1254,11 @@ impl Server {
                     });
                 let bytes =
                     habla_registrar::response(req, &decision, &random_token(), &http_date(now));
-                let _ = made.set(bytes);
+                let _ = answer.made.set(bytes);
                 decision
             },
             Box::new(move |committed| {
-                let bytes = match (committed, answer.get()) {
+                let bytes = match (committed, later.made.get()) {
                     (Ok(()), Some(bytes)) => bytes.clone(),
                     (Ok(()), None) => return,
                     (Err(e), _) => {
@@ -1237,10 +1266,11 @@ impl Server {
                         // Retry-After (too many changes waiting under
                         // overload, or the disk failed) rather than a 200
                         // that could be lost.
-                        tracing::error!("REGISTER {aor_logged} not stored: {e}");
                         let Ok(req) = Message::parse_lazy(request_bytes, &Limits::default()) else {
                             return;
                         };
+                        let aor = req.to().ok().and_then(|t| address_of_record(t.uri()));
+                        tracing::error!("REGISTER {} not stored: {e}", aor.unwrap_or_default());
                         match req
                             .response(503)
                             .to_tag(&req, &random_token())
@@ -1252,7 +1282,7 @@ impl Server {
                         }
                     }
                 };
-                let mut p = later.lock().unwrap_or_else(|p| p.into_inner());
+                let mut p = later.pending.lock().unwrap_or_else(|p| p.into_inner());
                 if p.registering {
                     p.answer = Some(bytes);
                 } else {
@@ -1262,7 +1292,7 @@ impl Server {
             }),
         );
         let known = {
-            let mut p = pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut p = answer.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.registering = false;
             p.answer.take()
         };
@@ -1328,7 +1358,7 @@ mod tests {
 
     #[test]
     fn tags_are_64_random_bits_in_hex_and_do_not_repeat() {
-        let tags: HashSet<String> = (0..1000).map(|_| random_token()).collect();
+        let tags: HashSet<String> = (0..1000).map(|_| random_token().to_string()).collect();
         assert_eq!(tags.len(), 1000);
         assert!(tags
             .iter()
@@ -1337,11 +1367,11 @@ mod tests {
 
     #[test]
     fn dates_are_rfc1123() {
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
-        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&*http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&*http_date(1_289_690_940), "Sat, 13 Nov 2010 23:29:00 GMT");
+        assert_eq!(&*http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         // The per-thread cache of the current second gives the same text.
-        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&*http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&*http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

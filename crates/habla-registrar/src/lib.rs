@@ -167,17 +167,26 @@ pub fn address_of_record(uri: &Uri) -> Option<String> {
     aor.push_str(if sip.is_secure() { "sips:" } else { "sip:" });
     // Escape again what may not appear raw, so that the key is a valid URI
     // and distinct users stay distinct (RFC 4475 escnull: NUL and NUL NUL).
-    for &b in user.iter() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
-            aor.push(b as char);
-        } else {
-            aor.push('%');
-            aor.push(HEX[usize::from(b >> 4)] as char);
-            aor.push(HEX[usize::from(b & 15)] as char);
+    let raw = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b);
+    match std::str::from_utf8(&user) {
+        // The usual user part: nothing to escape, copied at once.
+        Ok(text) if user.iter().all(|&b| raw(b)) => aor.push_str(text),
+        _ => {
+            for &b in user.iter() {
+                if raw(b) {
+                    aor.push(b as char);
+                } else {
+                    aor.push('%');
+                    aor.push(HEX[usize::from(b >> 4)] as char);
+                    aor.push(HEX[usize::from(b & 15)] as char);
+                }
+            }
         }
     }
     aor.push('@');
-    aor.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    let at = aor.len();
+    aor.push_str(host);
+    aor[at..].make_ascii_lowercase();
     Some(aor)
 }
 

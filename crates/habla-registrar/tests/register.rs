@@ -251,6 +251,91 @@ fn q_values_order_forking_and_path_and_source_are_kept() {
     );
 }
 
+/// A refresh records what its REGISTER carries (Call-ID, CSeq, User-Agent,
+/// flow, Path); what it repeats, the binding keeps without a copy, and
+/// what it drops (User-Agent, Path) goes.
+#[test]
+fn a_refresh_records_its_request_and_keeps_what_it_repeats() {
+    let first = |call_id: &str, cseq: u32, ua: Option<&str>, path: Option<&str>| {
+        let mut req = register(call_id, cseq, &["<sip:bob@192.0.2.4>"], None);
+        if let Some(ua) = ua {
+            req.append_header("User-Agent", ua).unwrap();
+        }
+        if let Some(p) = path {
+            req.append_header("Path", p).unwrap();
+        }
+        req
+    };
+    let decide = |req: &Message, current: &[Binding], flow: &str| {
+        update(process_register_from(&cfg(), NOW, req, current, Some(flow)).unwrap()).1
+    };
+    let path = "<sip:edge.example.org;lr>";
+    let one = decide(&first("c1", 1, Some("phone/1"), Some(path)), &[], "udp:a");
+    // Same Call-ID, User-Agent, flow and Path: shared, not copied.
+    let two = decide(&first("c1", 2, Some("phone/1"), Some(path)), &one, "udp:a");
+    assert_eq!(two[0].cseq, 2);
+    assert!(std::sync::Arc::ptr_eq(&one[0].call_id, &two[0].call_id));
+    assert!(std::sync::Arc::ptr_eq(
+        one[0].user_agent.as_ref().unwrap(),
+        two[0].user_agent.as_ref().unwrap()
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        one[0].source.as_ref().unwrap(),
+        two[0].source.as_ref().unwrap()
+    ));
+    assert!(std::sync::Arc::ptr_eq(&one[0].path, &two[0].path));
+    // Everything changed: recorded.
+    let three = decide(&first("c2", 1, Some("phone/2"), None), &two, "udp:b");
+    assert_eq!(&*three[0].call_id, "c2");
+    assert_eq!(three[0].cseq, 1);
+    assert_eq!(three[0].user_agent.as_deref(), Some("phone/2"));
+    assert_eq!(three[0].source.as_deref(), Some("udp:b"));
+    assert!(three[0].path.is_empty());
+    // No User-Agent any more: none recorded.
+    let four = decide(&first("c2", 2, None, Some(path)), &three, "udp:b");
+    assert_eq!(four[0].user_agent, None);
+    assert_eq!(
+        four[0].path.iter().map(|p| &**p).collect::<Vec<_>>(),
+        [path]
+    );
+}
+
+/// RFC 3261 §10.3 step 5: the AOR is the To URI without parameters or
+/// port, host in lower case, user unescaped then escaped again only where
+/// it must be.
+#[test]
+fn the_address_of_record_is_canonical() {
+    use habla_registrar::address_of_record;
+    for (uri, aor) in [
+        (
+            "sip:bob@Example.ORG:5070;transport=tcp",
+            "sip:bob@example.org",
+        ),
+        ("sips:Bob@EXAMPLE.org", "sips:Bob@example.org"),
+        ("sip:%62ob@example.org", "sip:bob@example.org"),
+        ("sip:a%20b@example.org", "sip:a%20b@example.org"),
+        ("sip:a%00@example.org", "sip:a%00@example.org"),
+        (
+            "sip:%C3%A9t%C3%A9@[2001:DB8::1]",
+            "sip:%C3%A9t%C3%A9@[2001:db8::1]",
+        ),
+        (
+            "sip:+1-212-555-0101;isub=1@gw.example.org",
+            "sip:+1-212-555-0101;isub=1@gw.example.org",
+        ),
+    ] {
+        assert_eq!(
+            address_of_record(&Uri::parse(uri).unwrap()).as_deref(),
+            Some(aor),
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        address_of_record(&Uri::parse("tel:+12125550101").unwrap()),
+        None
+    );
+}
+
 #[test]
 fn the_200_lists_every_binding() {
     let req = register("c1", 1, &["<sip:bob@192.0.2.4>;expires=600"], None);

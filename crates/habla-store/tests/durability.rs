@@ -403,6 +403,90 @@ fn acknowledged_registrations_survive_kill_9() {
     );
 }
 
+/// A refresh is written as an update of its row's expiry, Call-ID and
+/// CSeq; a change of anything else (q) rewrites the row; and a refresh
+/// whose row is missing (an earlier write lost) writes it whole.
+#[test]
+fn refreshes_update_their_row_and_rewrite_a_missing_one() {
+    let db = temp_db("refresh");
+    let cfg = StoreConfig::new(&db);
+    let contact = "<sip:frank@192.0.2.4:7001>";
+    {
+        let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+        apply_durably(&store, &register_contact("frank", 1, contact));
+        apply_durably(
+            &store,
+            &register_contact("frank", 2, &format!("{contact};q=0.5")),
+        );
+        // The row disappears behind the store's back...
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute(
+                "DELETE FROM location WHERE aor = 'sip:frank@example.org'",
+                [],
+            )
+            .unwrap();
+        // ...and the next refresh (same q, new CSeq and expiry) writes it
+        // again.
+        apply_durably(
+            &store,
+            &register_contact("frank", 3, &format!("{contact};q=0.5;expires=900")),
+        );
+        apply_durably(
+            &store,
+            &register_contact("frank", 4, &format!("{contact};q=0.5;expires=1200")),
+        );
+    }
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    let frank = store.lookup("sip:frank@example.org", NOW);
+    assert_eq!(frank.len(), 1, "{frank:?}");
+    assert_eq!(frank[0].q, 500);
+    assert_eq!(frank[0].cseq, 4);
+    assert_eq!(frank[0].expires_at, NOW + 1200);
+    assert_eq!(&*frank[0].call_id, "frank-call");
+}
+
+/// A refresh over another flow (a NAT rebinding) stores the new flow.
+#[test]
+fn a_refresh_stores_the_flow_it_came_over() {
+    let db = temp_db("flow");
+    let cfg = StoreConfig::new(&db);
+    {
+        let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+        for (n, flow) in [
+            (1, "udp:192.0.2.1:5060->203.0.113.7:4000"),
+            (2, "udp:192.0.2.1:5060->203.0.113.7:4001"),
+        ] {
+            let req = register_contact("gina", n, "<sip:gina@192.0.2.4:7002>");
+            let (tx, rx) = mpsc::channel();
+            store.register(
+                "sip:gina@example.org",
+                NOW,
+                &mut |current| {
+                    habla_registrar::process_register_from(
+                        &RegistrarConfig::default(),
+                        NOW,
+                        &req,
+                        current,
+                        Some(flow),
+                    )
+                    .unwrap()
+                },
+                Box::new(move |r| tx.send(r).unwrap()),
+            );
+            rx.recv().unwrap().unwrap();
+        }
+    }
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    let gina = store.lookup("sip:gina@example.org", NOW);
+    assert_eq!(gina.len(), 1);
+    assert_eq!(
+        gina[0].source.as_deref(),
+        Some("udp:192.0.2.1:5060->203.0.113.7:4001")
+    );
+    assert_eq!(gina[0].cseq, 2);
+}
+
 /// A database written before the `location` table (bindings in a rowid
 /// table named `bindings`) keeps its registrations.
 #[test]

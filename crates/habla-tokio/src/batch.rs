@@ -29,10 +29,27 @@ pub(crate) struct Datagram {
     pub(crate) failed: Option<(Weak<dyn Inbound>, usize, TransactionKey)>,
 }
 
+/// A response to send in a transaction of a shard when the batch closes
+/// (see [`respond`]).
+pub(crate) struct Response {
+    pub(crate) shard: Arc<dyn Respond>,
+    pub(crate) key: TransactionKey,
+    pub(crate) code: u16,
+    pub(crate) bytes: Bytes,
+}
+
+/// A shard that sends responses given from outside its lock.
+pub(crate) trait Respond: Send + Sync {
+    /// Locks the shard once and sends every response of `list` in its
+    /// transaction (what they cause joins the open batch).
+    fn respond_all(&self, list: &mut dyn Iterator<Item = Response>);
+}
+
 #[derive(Default)]
 struct Batch {
     open: bool,
     out: Vec<Datagram>,
+    responses: Vec<Response>,
 }
 
 thread_local! {
@@ -55,6 +72,23 @@ pub fn batch<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Sends `response` when this thread's open batch closes, with the other
+/// responses of the batch for the same shard under one lock of it (the
+/// store's committer acknowledges a commit group this way: a lock per
+/// shard, not per registration, so it seldom waits for a receive thread).
+/// Returns it when no batch is open (the caller sends it itself).
+pub(crate) fn respond(response: Response) -> Option<Response> {
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.open {
+            b.responses.push(response);
+            None
+        } else {
+            Some(response)
+        }
+    })
+}
+
 /// Adds what a shard sent to the open batch.
 pub(crate) fn add(out: &mut Vec<Datagram>) {
     BATCH.with(|b| b.borrow_mut().out.append(out));
@@ -65,6 +99,11 @@ pub(crate) fn add(out: &mut Vec<Datagram>) {
 fn close() {
     let mut out = Vec::new();
     loop {
+        let responses = BATCH.with(|b| std::mem::take(&mut b.borrow_mut().responses));
+        if !responses.is_empty() {
+            // The batch is still open: what these send joins it.
+            respond_by_shard(responses);
+        }
         BATCH.with(|b| std::mem::swap(&mut b.borrow_mut().out, &mut out));
         if out.is_empty() {
             break;
@@ -83,6 +122,22 @@ fn close() {
             b.out = out;
         }
     });
+}
+
+/// Gives each shard its responses in one call, in the order they were
+/// given within a shard.
+fn respond_by_shard(mut responses: Vec<Response>) {
+    let of = |r: &Response| Arc::as_ptr(&r.shard).cast::<()>() as usize;
+    // Stable: a shard's responses keep their order.
+    responses.sort_by_key(of);
+    let mut rest = responses.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let shard = first.shard.clone();
+        let at = of(&first);
+        let mut group =
+            std::iter::once(first).chain(std::iter::from_fn(|| rest.next_if(|r| of(r) == at)));
+        shard.respond_all(&mut group);
+    }
 }
 
 /// Most datagrams given to one `sendmmsg`.

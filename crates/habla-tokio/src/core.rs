@@ -195,9 +195,45 @@ impl<U: TransactionUser> ShardHandle<U> {
         Some(shard.run(|tu, net| f(tu, &mut Io { net })))
     }
 
+    /// Sends `bytes`, a response with status `code`, in transaction `key`
+    /// of this shard (as [`Io::send_response_bytes`]). Inside a
+    /// [`crate::batch`], it goes when the batch closes, together with the
+    /// batch's other responses for the shard, under one lock of it; else
+    /// at once. Nothing when the element has stopped.
+    pub fn send_response_bytes(&self, key: TransactionKey, code: u16, bytes: Bytes) {
+        let Some(shard) = self.shard.upgrade() else {
+            return;
+        };
+        let response = batch::Response {
+            shard,
+            key,
+            code,
+            bytes,
+        };
+        if let Some(r) = batch::respond(response) {
+            let shard = r.shard.clone();
+            shard.respond_all(&mut std::iter::once(r));
+        }
+    }
+
     /// The number of the shard.
     pub fn index(&self) -> usize {
         self.index
+    }
+}
+
+impl<U: TransactionUser> batch::Respond for Shard<U> {
+    fn respond_all(&self, list: &mut dyn Iterator<Item = batch::Response>) {
+        if self.shared.is_closed() {
+            return;
+        }
+        self.run(|_, net| {
+            for r in list {
+                if let Err(e) = net.send_response_bytes(r.key, r.code, r.bytes) {
+                    tracing::debug!("response not sent: {e}");
+                }
+            }
+        });
     }
 }
 

@@ -54,6 +54,16 @@ impl Flow {
 
 impl fmt::Display for Flow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.token())
+    }
+}
+
+impl Flow {
+    /// The flow as text (what `Display` writes): `udp:LOCAL->REMOTE`, and
+    /// `#N` for a connection. A registrar keys bindings by it (one per
+    /// REGISTER): written in one buffer, without the formatting
+    /// machinery's padding support, which cost more than the rest.
+    pub fn token(&self) -> String {
         let t = match self.transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
@@ -63,20 +73,17 @@ impl fmt::Display for Flow {
             Transport::Wss => "wss",
             _ => "?",
         };
-        // A registrar keys bindings by this text (one per REGISTER): the
-        // addresses are written without the formatting machinery's padding
-        // support, which cost more than the rest of the string.
         let mut s = String::with_capacity(64);
         s.push_str(t);
         s.push(':');
         push_socket_addr(&mut s, self.local);
         s.push_str("->");
         push_socket_addr(&mut s, self.remote);
-        f.write_str(&s)?;
         if self.is_stream() {
-            write!(f, "#{}", self.conn.0)?;
+            s.push('#');
+            push_decimal(&mut s, self.conn.0);
         }
-        Ok(())
+        s
     }
 }
 
@@ -90,12 +97,27 @@ pub(crate) fn push_decimal(s: &mut String, n: u64) {
 pub(crate) fn push_ip(s: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Written in a stack buffer, then appended at once.
+            let mut text = [0u8; 15];
+            let mut n = 0;
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    s.push('.');
+                    text[n] = b'.';
+                    n += 1;
                 }
-                push_decimal(s, u64::from(o));
+                if o >= 100 {
+                    text[n] = b'0' + o / 100;
+                    n += 1;
+                }
+                if o >= 10 {
+                    text[n] = b'0' + o / 10 % 10;
+                    n += 1;
+                }
+                text[n] = b'0' + o % 10;
+                n += 1;
             }
+            // Digits and dots only.
+            s.push_str(std::str::from_utf8(&text[..n]).unwrap_or_default());
         }
         IpAddr::V6(v6) => {
             use fmt::Write;
@@ -132,6 +154,7 @@ mod tests {
             "0.0.0.0:0",
             "255.255.255.255:65535",
             "10.20.30.4:9",
+            "100.105.9.99:1",
             "[::1]:5060",
             "[2001:db8::1]:40000",
             "[fe80::1%3]:5060",

@@ -157,7 +157,14 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, Clone)]
 pub struct LocalNames {
     domains: HashSet<String>,
+    /// The same names in a list, when they are few: comparing a handful
+    /// of short strings costs less than hashing one (this runs twice per
+    /// REGISTER and on every routed request).
+    few: Option<Vec<String>>,
 }
+
+/// Up to this many names are compared one by one.
+const FEW_LOCAL_NAMES: usize = 16;
 
 impl LocalNames {
     fn new(cfg: &Config, bound: &[SocketAddr]) -> LocalNames {
@@ -187,7 +194,8 @@ impl LocalNames {
                 });
             }
         }
-        LocalNames { domains }
+        let few = (domains.len() <= FEW_LOCAL_NAMES).then(|| domains.iter().cloned().collect());
+        LocalNames { domains, few }
     }
 
     /// Whether a host (as written in a URI) is one of ours.
@@ -195,7 +203,9 @@ impl LocalNames {
         // Host names compare without case; they are usually written in
         // lower case already (no copy then: this runs several times per
         // request).
-        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        if let Some(few) = &self.few {
+            few.iter().any(|d| d.eq_ignore_ascii_case(host))
+        } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
             self.domains.contains(&host.to_ascii_lowercase())
         } else {
             self.domains.contains(host)
@@ -732,18 +742,44 @@ fn terminate_signal() -> Terminate {
 /// Sends a response built by this server (as bytes, from a
 /// `ResponseBuilder`) in server transaction `key`, without parsing it again.
 fn reply(io: &mut Io<'_>, key: TransactionKey, bytes: Bytes) {
-    // "SIP/2.0 200 OK": the builder writes the status line.
-    let code = bytes
-        .get(8..11)
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse::<u16>().ok());
-    let Some(code) = code.filter(|_| bytes.starts_with(b"SIP/2.0 ")) else {
-        tracing::warn!("built a response without a status line");
+    let Some(code) = status_of(&bytes) else {
         return;
     };
     if let Err(e) = io.send_response_bytes(key, code, bytes) {
         tracing::debug!("response not sent: {e}");
     }
+}
+
+/// The answer to a REGISTER whose change could not be made durable, in
+/// place of the 200 `made` for it (only a change is written, so there is
+/// one): not acknowledged, 503 with Retry-After (too many changes waiting
+/// under overload, or the disk failed) rather than a 200 that could be
+/// lost. Built from the 200, which holds the request's Via (with
+/// `received`/`rport`), From, To (with its tag), Call-ID and CSeq: the
+/// request itself is not kept for this rare case.
+fn not_stored(made: &Bytes, e: &habla_registrar::LocationError) -> Option<Bytes> {
+    let ok = Message::parse_lazy(made.clone(), &Limits::default()).ok()?;
+    let aor = ok.to().ok().and_then(|t| address_of_record(t.uri()));
+    tracing::error!("REGISTER {} not stored: {e}", aor.unwrap_or_default());
+    ok.response(503)
+        .header("Retry-After", "5")
+        .header("Server", AGENT)
+        .to_bytes()
+        .ok()
+}
+
+/// The status code of a response this server built.
+fn status_of(bytes: &[u8]) -> Option<u16> {
+    // "SIP/2.0 200 OK": the builder writes the status line.
+    let code = bytes
+        .get(8..11)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse::<u16>().ok())
+        .filter(|_| bytes.starts_with(b"SIP/2.0 "));
+    if code.is_none() {
+        tracing::warn!("built a response without a status line");
+    }
+    code
 }
 
 /// A REGISTER's answer: made while the decision is taken, sent once the
@@ -1226,7 +1262,7 @@ impl Server {
                 return;
             }
         }
-        let source = flow.to_string();
+        let source = flow.token();
         self.router.flows.insert(&source, *flow);
         let cfg = self.registrar.clone();
         // The answer is made while the decision is taken (the AOR locked),
@@ -1237,9 +1273,6 @@ impl Server {
         let answer: Arc<Answer> = Arc::default();
         let later = answer.clone();
         let me = self.me.clone();
-        // For the rare 503 below, the request's bytes (a reference, not a
-        // copy) to parse again then.
-        let request_bytes = req.to_bytes();
         let decision = self.location.register(
             &aor,
             now,
@@ -1258,36 +1291,24 @@ impl Server {
                 decision
             },
             Box::new(move |committed| {
-                let bytes = match (committed, later.made.get()) {
-                    (Ok(()), Some(bytes)) => bytes.clone(),
-                    (Ok(()), None) => return,
-                    (Err(e), _) => {
-                        // Not durable, so not acknowledged: 503 with
-                        // Retry-After (too many changes waiting under
-                        // overload, or the disk failed) rather than a 200
-                        // that could be lost.
-                        let Ok(req) = Message::parse_lazy(request_bytes, &Limits::default()) else {
-                            return;
-                        };
-                        let aor = req.to().ok().and_then(|t| address_of_record(t.uri()));
-                        tracing::error!("REGISTER {} not stored: {e}", aor.unwrap_or_default());
-                        match req
-                            .response(503)
-                            .to_tag(&req, &random_token())
-                            .header("Retry-After", "5")
-                            .to_bytes()
-                        {
-                            Ok(b) => b,
-                            Err(_) => return,
-                        }
-                    }
+                let Some(made) = later.made.get() else {
+                    return;
+                };
+                let bytes = match committed {
+                    Ok(()) => made.clone(),
+                    Err(e) => match not_stored(made, &e) {
+                        Some(b) => b,
+                        None => return,
+                    },
                 };
                 let mut p = later.pending.lock().unwrap_or_else(|p| p.into_inner());
                 if p.registering {
                     p.answer = Some(bytes);
-                } else {
+                } else if let Some(code) = status_of(&bytes) {
                     drop(p);
-                    me.with(|_, io| reply(io, key, bytes));
+                    // On the committer's thread, in the batch of its
+                    // commit group: one lock of this shard for the group.
+                    me.send_response_bytes(key, code, bytes);
                 }
             }),
         );
@@ -1311,11 +1332,22 @@ mod tests {
 
     #[test]
     fn local_names_compare_without_case() {
-        let cfg = Config {
-            domains: vec!["Example.ORG".into()],
-            ..Config::default()
-        };
-        let names = LocalNames::new(&cfg, &["192.0.2.1:5060".parse().unwrap()]);
+        // A few names (compared one by one) and many (hashed).
+        for extra in [0, FEW_LOCAL_NAMES] {
+            let cfg = Config {
+                domains: std::iter::once("Example.ORG".to_string())
+                    .chain((0..extra).map(|i| format!("d{i}.Example.NET")))
+                    .collect(),
+                ..Config::default()
+            };
+            let names = LocalNames::new(&cfg, &["192.0.2.1:5060".parse().unwrap()]);
+            assert_eq!(names.few.is_some(), extra == 0);
+            local_names_are(&names);
+            assert_eq!(names.is_local("D3.example.net"), extra > 0);
+        }
+    }
+
+    fn local_names_are(names: &LocalNames) {
         for host in [
             "example.org",
             "EXAMPLE.org",
@@ -1329,6 +1361,40 @@ mod tests {
         for host in ["example.com", "example.org.", "192.0.2.2", ""] {
             assert!(!names.is_local(host), "{host}");
         }
+    }
+
+    #[test]
+    fn a_registration_not_stored_gets_503_built_from_its_200() {
+        let req = Message::parse(bytes::Bytes::from_static(
+            b"REGISTER sip:example.org SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.4:5062;branch=z9hG4bKns1;received=192.0.2.9;rport=4000\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bob@example.org>;tag=f1\r\n\
+To: <sip:bob@example.org>\r\n\
+Call-ID: ns1@192.0.2.4\r\n\
+CSeq: 7 REGISTER\r\n\
+Contact: <sip:bob@192.0.2.4:5062>\r\n\
+Content-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let decision =
+            process_register_from(&RegistrarConfig::default(), 1_000, &req, &[], None).unwrap();
+        let made =
+            habla_registrar::response(&req, &decision, "t0", "Thu, 01 Jan 1970 00:16:40 GMT");
+        let e = habla_registrar::LocationError::Storage("disk full".into());
+        let answer = Message::parse(not_stored(&made, &e).unwrap()).unwrap();
+        assert_eq!(answer.status(), Some(503));
+        assert_eq!(answer.header("Retry-After"), Some("5"));
+        assert!(
+            answer.header("Contact").is_none(),
+            "no binding is announced"
+        );
+        let ok = Message::parse(made).unwrap();
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            assert_eq!(answer.header(name), ok.header(name), "{name}");
+        }
+        assert_eq!(answer.to().unwrap().tag(), Some("t0"));
+        assert!(answer.header("Via").unwrap().contains("rport=4000"));
     }
 
     #[test]

@@ -208,3 +208,84 @@ fn send_many(socket: &UdpSocket, list: &[Datagram]) -> nix::Result<usize> {
     )?;
     Ok(sent.count())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A shard that records each `respond_all` call's responses.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<Vec<Bytes>>>,
+    }
+
+    impl Respond for Recorder {
+        fn respond_all(&self, list: &mut dyn Iterator<Item = Response>) {
+            let got = list.map(|r| r.bytes).collect();
+            self.calls.lock().unwrap().push(got);
+        }
+    }
+
+    fn some_key() -> TransactionKey {
+        use habla_transaction::{Config, Event, Output, Target, TransactionLayer, Transport};
+        let mut layer = TransactionLayer::<()>::new(Config::default());
+        let req = habla_message::Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@example.org SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKk1\r\n\
+Max-Forwards: 70\r\nFrom: <sip:b@example.org>;tag=1\r\nTo: <sip:a@example.org>\r\n\
+Call-ID: k1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        layer
+            .handle_message(
+                std::time::Instant::now(),
+                req,
+                Target::new(Transport::Udp, ()),
+            )
+            .unwrap();
+        loop {
+            match layer.poll_output() {
+                Some(Output::Event(Event::Request { key, .. })) => return key,
+                Some(_) => {}
+                None => panic!("no request event"),
+            }
+        }
+    }
+
+    /// Responses given inside a batch reach each shard in one call, in
+    /// the order they were given; none is sent before the batch closes.
+    #[test]
+    fn a_batch_gives_each_shard_its_responses_at_once_and_in_order() {
+        let key = some_key();
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let give = |shard: &Arc<Recorder>, text: &'static str| {
+            let shard: Arc<dyn Respond> = shard.clone();
+            let r = respond(Response {
+                shard,
+                key,
+                code: 200,
+                bytes: Bytes::from_static(text.as_bytes()),
+            });
+            assert!(r.is_none(), "a batch is open");
+        };
+        batch(|| {
+            give(&a, "a1");
+            give(&b, "b1");
+            give(&a, "a2");
+            give(&b, "b2");
+            give(&a, "a3");
+            assert!(a.calls.lock().unwrap().is_empty() && b.calls.lock().unwrap().is_empty());
+        });
+        assert_eq!(*a.calls.lock().unwrap(), vec![vec!["a1", "a2", "a3"]]);
+        assert_eq!(*b.calls.lock().unwrap(), vec![vec!["b1", "b2"]]);
+        // Outside a batch the response comes back to be sent at once.
+        let shard: Arc<dyn Respond> = a.clone();
+        assert!(respond(Response {
+            shard,
+            key,
+            code: 200,
+            bytes: Bytes::new(),
+        })
+        .is_some());
+    }
+}

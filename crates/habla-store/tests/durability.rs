@@ -403,11 +403,10 @@ fn acknowledged_registrations_survive_kill_9() {
     );
 }
 
-/// A refresh is written as an update of its row's expiry, Call-ID and
-/// CSeq; a change of anything else (q) rewrites the row; and a refresh
-/// whose row is missing (an earlier write lost) writes it whole.
+/// Refreshes (with a q change, then without) reach the database, even
+/// when the row they refresh went missing (an earlier write lost).
 #[test]
-fn refreshes_update_their_row_and_rewrite_a_missing_one() {
+fn a_refresh_writes_its_row_even_when_it_went_missing() {
     let db = temp_db("refresh");
     let cfg = StoreConfig::new(&db);
     let contact = "<sip:frank@192.0.2.4:7001>";

@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod codec;
+
 use habla_registrar::{
     Binding, Committed, LocationError, LocationService, MemoryLocationService, RegisterDecision,
 };
@@ -110,21 +112,15 @@ impl StoreConfig {
 }
 
 const SCHEMA: &str = "
--- One row per binding, clustered by (aor, contact) (WITHOUT ROWID: one
--- b-tree, so a refresh dirties one page, not three). No index on
--- expires_at: expired rows are skipped when loading and purged rarely
--- (a full scan), since every index is one more random page per REGISTER.
-CREATE TABLE IF NOT EXISTS location (
-    aor TEXT NOT NULL,
-    contact TEXT NOT NULL,
-    q INTEGER NOT NULL,
+-- One row per address-of-record with bindings: all of them in one value
+-- (see codec.rs), and when the last one expires. WITHOUT ROWID: one
+-- b-tree, so a REGISTER dirties one page. No index on expires_at: expired
+-- rows are skipped when loading and purged rarely (a full scan), since
+-- every index is one more random page per REGISTER.
+CREATE TABLE IF NOT EXISTS registrations (
+    aor TEXT PRIMARY KEY NOT NULL,
     expires_at INTEGER NOT NULL,
-    call_id TEXT NOT NULL,
-    cseq INTEGER NOT NULL,
-    path TEXT NOT NULL,
-    source TEXT,
-    user_agent TEXT,
-    PRIMARY KEY (aor, contact)
+    bindings BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
     username TEXT NOT NULL,
@@ -152,7 +148,7 @@ fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
         path: cfg.path.clone(),
         source,
     };
-    let conn = Connection::open(&cfg.path).map_err(err)?;
+    let mut conn = Connection::open(&cfg.path).map_err(err)?;
     let sync = match cfg.durability {
         Durability::Process => "NORMAL",
         Durability::PowerLoss => "FULL",
@@ -162,45 +158,101 @@ fn open(cfg: &StoreConfig) -> Result<Connection, StoreError> {
     ))
     .map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
-    migrate(&conn).map_err(err)?;
+    migrate(&mut conn).map_err(err)?;
     Ok(conn)
 }
 
-/// Databases made before the `location` table kept bindings in `bindings`
-/// (a rowid table with two indexes): move them over once.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let old: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bindings'",
-            [],
-            |r| r.get(0),
+/// Databases of earlier versions kept a row per binding: in `location`
+/// (and before it in `bindings`, a rowid table with two indexes). Their
+/// bindings move to `registrations` once, in one transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let table = |conn: &Connection, name: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |_| Ok(()),
         )
-        .optional()?;
-    if old.is_some() {
-        conn.execute_batch(
-            "BEGIN;
-             INSERT OR REPLACE INTO location
-               SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent
-               FROM bindings;
-             DROP TABLE bindings;
-             COMMIT;",
-        )?;
+        .optional()
+        .map(|r| r.is_some())
+    };
+    let tx = conn.transaction()?;
+    for old in ["bindings", "location"] {
+        if !table(&tx, old)? {
+            continue;
+        }
+        let mut by_aor: Vec<(String, Vec<Binding>)> = Vec::new();
+        {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent
+                 FROM {old} ORDER BY aor"
+            ))?;
+            let rows = stmt.query_map([], |r| {
+                let path: String = r.get(6)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Binding {
+                        contact: r.get::<_, String>(1)?.into(),
+                        q: r.get::<_, i64>(2)?.clamp(0, 1000) as u16,
+                        expires_at: r.get::<_, i64>(3)?.max(0) as u64,
+                        call_id: r.get::<_, String>(4)?.into(),
+                        cseq: r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        path: path
+                            .split('\n')
+                            .filter(|p| !p.is_empty())
+                            .map(std::sync::Arc::from)
+                            .collect(),
+                        source: r.get::<_, Option<String>>(7)?.map(Into::into),
+                        user_agent: r.get::<_, Option<String>>(8)?.map(Into::into),
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (aor, b) = row?;
+                match by_aor.last_mut() {
+                    Some((a, list)) if *a == aor => list.push(b),
+                    _ => by_aor.push((aor, vec![b])),
+                }
+            }
+        }
+        {
+            let mut upsert = tx.prepare(UPSERT)?;
+            let mut value = Vec::new();
+            for (aor, bindings) in &by_aor {
+                value.clear();
+                codec::encode(bindings, &mut value);
+                upsert.execute(params![aor, last_expiry(bindings), &value[..]])?;
+            }
+        }
+        tx.execute_batch(&format!("DROP TABLE {old};"))?;
     }
-    Ok(())
+    tx.commit()
+}
+
+/// Writes an AOR's bindings (its row replaced).
+const UPSERT: &str =
+    "INSERT OR REPLACE INTO registrations (aor, expires_at, bindings) VALUES (?1, ?2, ?3)";
+
+/// When the last of `bindings` expires: the row's `expires_at`.
+fn last_expiry(bindings: &[Binding]) -> i64 {
+    bindings
+        .iter()
+        .map(|b| b.expires_at)
+        .max()
+        .unwrap_or(0)
+        .min(i64::MAX as u64) as i64
 }
 
 /// Expired rows are harmless (never loaded); deleting them scans the whole
 /// table, so it is done at most this often.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// One REGISTER's change to an AOR: only the bindings it removed and the
-/// ones it added or refreshed (a refresh rewrites one row, not the AOR's
-/// whole set), and whom to tell once it is durable.
+/// One REGISTER's change to an AOR: its new set of bindings (written as
+/// the AOR's row; none removes the row), and whom to tell once it is
+/// durable.
 struct Change {
     /// Shared with the in-memory table (a reference count, not a copy).
     aor: std::sync::Arc<str>,
-    removed: Vec<std::sync::Arc<str>>,
-    upserts: Vec<Binding>,
+    bindings: Vec<Binding>,
     done: Committed,
 }
 
@@ -326,7 +378,7 @@ impl SqliteLocationService {
             *last = Some(Instant::now());
         }
         if let Err(e) = relock(&self.writer).execute(
-            "DELETE FROM location WHERE expires_at <= ?1",
+            "DELETE FROM registrations WHERE expires_at <= ?1",
             params![now as i64],
         ) {
             tracing::error!("database {}: {e}", self.path.display());
@@ -442,7 +494,7 @@ impl LocationService for SqliteLocationService {
         // in the order the decisions were made.
         let decision = self
             .memory
-            .register_with(aor, now, decide, |aor, old, new| {
+            .register_with(aor, now, decide, |aor, _old, new| {
                 let Some(d) = done.take() else { return };
                 let mut staged = relock(&self.queue.staged);
                 if staged.closed {
@@ -452,12 +504,7 @@ impl LocationService for SqliteLocationService {
                 } else {
                     staged.changes.push(Change {
                         aor: aor.clone(),
-                        removed: old
-                            .iter()
-                            .filter(|o| !new.iter().any(|n| n.contact == o.contact))
-                            .map(|o| o.contact.clone())
-                            .collect(),
-                        upserts: new.iter().filter(|n| !old.contains(n)).cloned().collect(),
+                        bindings: new.to_vec(),
                         done: d,
                     });
                     // Wake the committer only if it sleeps for want of work.
@@ -486,90 +533,48 @@ impl LocationService for SqliteLocationService {
 }
 
 fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT aor, contact, q, expires_at, call_id, cseq, path, source, user_agent
-         FROM location WHERE expires_at > ?1 ORDER BY aor",
-    )?;
-    let rows = stmt.query_map(params![now as i64], |r| {
-        let path: String = r.get(6)?;
-        Ok((
-            r.get::<_, String>(0)?,
-            Binding {
-                contact: r.get::<_, String>(1)?.into(),
-                q: r.get::<_, i64>(2)?.clamp(0, 1000) as u16,
-                expires_at: r.get::<_, i64>(3)?.max(0) as u64,
-                call_id: r.get::<_, String>(4)?.into(),
-                cseq: r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
-                path: path
-                    .split('\n')
-                    .filter(|p| !p.is_empty())
-                    .map(std::sync::Arc::from)
-                    .collect(),
-                source: r.get::<_, Option<String>>(7)?.map(Into::into),
-                user_agent: r.get::<_, Option<String>>(8)?.map(Into::into),
-            },
-        ))
-    })?;
-    let mut current: Option<(String, Vec<Binding>)> = None;
-    for row in rows {
-        let (aor, b) = row?;
-        match &mut current {
-            Some((a, list)) if *a == aor => list.push(b),
-            _ => {
-                if let Some((a, list)) = current.take() {
-                    memory.replace(&a, list);
-                }
-                current = Some((aor, vec![b]));
+    let mut stmt = conn.prepare("SELECT aor, bindings FROM registrations WHERE expires_at > ?1")?;
+    let mut rows = stmt.query(params![now as i64])?;
+    while let Some(row) = rows.next()? {
+        let aor: String = row.get(0)?;
+        let value = row.get_ref(1)?.as_blob()?;
+        match codec::decode(value) {
+            Some(mut bindings) => {
+                bindings.retain(|b| b.expires_at > now);
+                memory.replace(&aor, bindings);
             }
+            None => tracing::warn!(
+                "bindings of {aor} in the database cannot be read (damaged, or written by a \
+                 newer habla): skipped; the user registers again at its next refresh"
+            ),
         }
     }
-    if let Some((a, list)) = current {
-        memory.replace(&a, list);
-    }
     Ok(())
-}
-
-/// The Path values as stored: one per line (no copy when there are none,
-/// the usual case).
-fn path_text(path: &[std::sync::Arc<str>]) -> std::borrow::Cow<'_, str> {
-    match path {
-        [] => "".into(),
-        [one] => (**one).into(),
-        more => more.join("\n").into(),
-    }
 }
 
 fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut delete =
-            tx.prepare_cached("DELETE FROM location WHERE aor = ?1 AND contact = ?2")?;
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO location
-             (aor, contact, q, expires_at, call_id, cseq, path, source, user_agent)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for change in group {
-            for contact in &change.removed {
-                delete.execute(params![&*change.aor, &**contact])?;
+        let mut delete = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
+        let mut upsert = tx.prepare_cached(UPSERT)?;
+        let mut value = Vec::with_capacity(512);
+        for (i, change) in group.iter().enumerate() {
+            // A later change of the same AOR in this group replaces this
+            // one's row anyway (the usual case is one change per AOR).
+            if group[i + 1..].iter().any(|c| c.aor == change.aor) {
+                continue;
             }
-            // A refresh too is written whole: INSERT OR REPLACE measured
-            // cheaper than an UPDATE of the columns a refresh changes (the
-            // UPDATE's seek and record rewrite cost ~2.9k instructions
-            // more per refresh, callgrind).
-            for b in &change.upserts {
-                insert.execute(params![
-                    &*change.aor,
-                    &*b.contact,
-                    i64::from(b.q),
-                    b.expires_at as i64,
-                    &*b.call_id,
-                    i64::from(b.cseq),
-                    path_text(&b.path),
-                    b.source.as_deref(),
-                    b.user_agent.as_deref(),
-                ])?;
+            if change.bindings.is_empty() {
+                delete.execute([&*change.aor])?;
+                continue;
             }
+            value.clear();
+            codec::encode(&change.bindings, &mut value);
+            upsert.execute(params![
+                &*change.aor,
+                last_expiry(&change.bindings),
+                &value[..]
+            ])?;
         }
     }
     tx.commit()

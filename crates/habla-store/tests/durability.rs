@@ -421,7 +421,7 @@ fn a_refresh_writes_its_row_even_when_it_went_missing() {
         rusqlite::Connection::open(&db)
             .unwrap()
             .execute(
-                "DELETE FROM location WHERE aor = 'sip:frank@example.org'",
+                "DELETE FROM registrations WHERE aor = 'sip:frank@example.org'",
                 [],
             )
             .unwrap();
@@ -518,6 +518,70 @@ fn bindings_of_the_old_table_are_migrated() {
     let old: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'bindings'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0);
+}
+
+/// A database of the row-per-binding `location` table keeps its
+/// registrations: an AOR's bindings (with Path, flow and User-Agent) come
+/// back as one set, expired ones stay out, and the old table is gone.
+#[test]
+fn bindings_of_the_location_table_are_migrated() {
+    let db = temp_db("migrate-location");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE location (aor TEXT NOT NULL, contact TEXT NOT NULL, q INTEGER NOT NULL,
+               expires_at INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
+               path TEXT NOT NULL, source TEXT, user_agent TEXT, PRIMARY KEY (aor, contact))
+               WITHOUT ROWID;",
+        )
+        .unwrap();
+        for (contact, q, expires, path, source, ua) in [
+            ("sip:hal@192.0.2.9", 1000, 60, "", None, None),
+            (
+                "sip:hal@192.0.2.10",
+                500,
+                600,
+                "<sip:p1.example.org;lr>\n<sip:p2.example.org;lr>",
+                Some("udp:192.0.2.1:5060->192.0.2.10:5060"),
+                Some("phone/2"),
+            ),
+            ("sip:hal@192.0.2.11", 1000, -10, "", None, None),
+        ] {
+            conn.execute(
+                "INSERT INTO location VALUES ('sip:hal@example.org', ?1, ?2, ?3, 'hal-call', 4, ?4, ?5, ?6)",
+                rusqlite::params![contact, q, NOW as i64 + expires, path, source, ua],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
+    let mut hal = store.lookup("sip:hal@example.org", NOW);
+    hal.sort_by(|a, b| a.contact.cmp(&b.contact));
+    assert_eq!(hal.len(), 2, "{hal:?}");
+    assert_eq!(&*hal[0].contact, "sip:hal@192.0.2.10");
+    assert_eq!(hal[0].q, 500);
+    assert_eq!(hal[0].expires_at, NOW + 600);
+    assert_eq!(
+        hal[0].path.iter().map(|p| &**p).collect::<Vec<_>>(),
+        ["<sip:p1.example.org;lr>", "<sip:p2.example.org;lr>"]
+    );
+    assert_eq!(
+        hal[0].source.as_deref(),
+        Some("udp:192.0.2.1:5060->192.0.2.10:5060")
+    );
+    assert_eq!(hal[0].user_agent.as_deref(), Some("phone/2"));
+    assert_eq!(&*hal[1].contact, "sip:hal@192.0.2.9");
+    assert_eq!(hal[1].cseq, 4);
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'location'",
             [],
             |r| r.get(0),
         )

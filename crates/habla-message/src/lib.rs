@@ -62,5 +62,5 @@ pub use message::{HeaderRef, Limits, Message};
 pub use method::Method;
 pub use name::HeaderName;
 pub use params::{ParamIter, Params};
-pub use text::{Decimal, SipStr};
+pub use text::{Decimal, Fnv1a, SipStr};
 pub use uri::{percent_decode, AbsoluteUri, Host, HostKind, SipUri, TelUri, Uri};

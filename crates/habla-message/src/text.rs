@@ -213,6 +213,38 @@ impl Sub {
     }
 }
 
+/// A cheap hash for choosing among locks or shards (FNV-1a, 64 bits): the
+/// same input always picks the same stripe. Unkeyed, so never for a table
+/// keyed by what the network sends (use a keyed hasher there: crafted
+/// collisions would make it quadratic); a crafted input can at worst crowd
+/// one stripe. `Fnv1a::default().write(a).write(b).finish()` hashes several
+/// parts.
+#[derive(Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// `bytes` hashed in.
+    pub fn write(self, bytes: &[u8]) -> Self {
+        Fnv1a(bytes.iter().fold(self.0, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        }))
+    }
+
+    /// The hash, its high bits folded into the low ones (FNV's low bits
+    /// alone are weak for short keys, and callers reduce modulo a small
+    /// count).
+    pub fn finish(self) -> u64 {
+        let h = self.0;
+        h ^ (h >> 29) ^ (h >> 47)
+    }
+}
+
 /// A number written in decimal without the formatting machinery (for the
 /// numbers written on every message: Content-Length, ports, `rport`).
 #[derive(Clone, Copy)]

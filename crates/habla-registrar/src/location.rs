@@ -3,9 +3,7 @@
 //! in memory, in SQLite, or in a store shared by several nodes.
 
 use crate::{Binding, RegisterDecision};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A storage failure: the change was not made durable and must not be
@@ -92,9 +90,12 @@ impl MemoryLocationService {
     }
 
     fn shard(&self, aor: &str) -> MutexGuard<'_, Shard> {
-        let mut h = DefaultHasher::new();
-        aor.hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
+        // Which lock, not where in a table: a cheap unkeyed hash (the
+        // table inside is keyed).
+        let h = habla_message::Fnv1a::default()
+            .write(aor.as_bytes())
+            .finish();
+        let i = (h as usize) % SHARDS;
         // A poisoned shard only means a panic elsewhere while holding it;
         // its data is still consistent (every update is a whole replace).
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())

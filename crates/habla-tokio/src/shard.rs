@@ -20,7 +20,7 @@
 
 use crate::flow::{ConnId, Flow};
 use bytes::Bytes;
-use habla_message::{Message, MAGIC_COOKIE};
+use habla_message::{Fnv1a, Message, MAGIC_COOKIE};
 use habla_transaction::Transport;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -32,21 +32,8 @@ use tokio::sync::mpsc;
 /// sent: `z9hG4bK<tu's part>-sh<shard, decimal>`.
 pub const MARK: &str = "-sh";
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-fn reduce(h: u64, shards: usize) -> usize {
-    // Fold the high bits in: FNV's low bits alone are weak for short keys.
-    let h = h ^ (h >> 29) ^ (h >> 47);
-    (h % shards as u64) as usize
+fn reduce(h: Fnv1a, shards: usize) -> usize {
+    (h.finish() % shards as u64) as usize
 }
 
 /// The shard a branch names with its [`MARK`], if it has a valid one for
@@ -85,21 +72,21 @@ pub fn shard_of(msg: &Message, shards: usize) -> usize {
     }
     match branch {
         Some(b) if b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE) => {
-            reduce(fnv(FNV_OFFSET, b.as_bytes()), shards)
+            reduce(Fnv1a::default().write(b.as_bytes()), shards)
         }
         _ => {
             // RFC 2543: what the INVITE, its CANCEL and its ACK share.
-            let mut h = FNV_OFFSET;
+            let mut h = Fnv1a::default();
             if let Ok(c) = msg.call_id() {
-                h = fnv(h, c.as_bytes());
+                h = h.write(c.as_bytes());
             }
-            h = fnv(h, b"\0");
+            h = h.write(b"\0");
             if let Some(t) = msg.from().ok().and_then(|f| f.tag()) {
-                h = fnv(h, t.as_bytes());
+                h = h.write(t.as_bytes());
             }
-            h = fnv(h, b"\0");
+            h = h.write(b"\0");
             if let Ok(c) = msg.cseq() {
-                h = fnv(h, &c.seq.to_be_bytes());
+                h = h.write(&c.seq.to_be_bytes());
             }
             reduce(h, shards)
         }

@@ -316,8 +316,11 @@ impl FlowMap {
     }
 
     fn stripe(&self, token: &str) -> &RwLock<HashMap<String, Flow>> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(token);
+        // Which stripe, not where in a table: a cheap unkeyed hash (the
+        // map inside is keyed).
+        let h = habla_message::Fnv1a::default()
+            .write(token.as_bytes())
+            .finish();
         &self.stripes[(h % FLOW_STRIPES as u64) as usize]
     }
 
@@ -1201,14 +1204,13 @@ impl Server {
 
     fn on_register(&mut self, key: TransactionKey, req: &Message, flow: &Flow, io: &mut Io<'_>) {
         let now = unix_now();
-        // RFC 3261 §10.3 step 1: the Request-URI names our domain.
+        // RFC 3261 §10.3 step 1: the Request-URI names our domain (a SIP
+        // one that does not was forwarded: see `forward_register`).
         let ruri_host = match req.request_uri() {
             Ok(Uri::Sip(u)) => u.host().as_str(),
             _ => return self.simple(key, req, 416, Some("REGISTER needs a SIP Request-URI"), io),
         };
-        if !self.local.is_local(ruri_host) {
-            return self.simple(key, req, 403, Some("not a domain of this registrar"), io);
-        }
+        debug_assert!(self.local.is_local(ruri_host));
         let aor = match req.to().ok().and_then(|t| address_of_record(t.uri())) {
             Some(a) => a,
             None => {
@@ -1222,7 +1224,8 @@ impl Server {
             }
         };
         let domain = aor.rsplit_once('@').map_or("", |(_, d)| d);
-        if !self.local.is_local(domain) {
+        // Usually the Request-URI's own host, checked already.
+        if !domain.eq_ignore_ascii_case(ruri_host) && !self.local.is_local(domain) {
             return self.simple(
                 key,
                 req,

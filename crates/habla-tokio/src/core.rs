@@ -222,6 +222,11 @@ impl<U: TransactionUser> ShardHandle<U> {
     }
 }
 
+/// The finest a shard's timer task divides time under load: deadlines
+/// closer than this to its last wake-up wait for the next (RFC 3261's
+/// timers count in half seconds; a few milliseconds late changes nothing).
+const TIMER_GRANULARITY: Duration = Duration::from_millis(5);
+
 impl<U: TransactionUser> batch::Respond for Shard<U> {
     fn respond_all(&self, list: &mut dyn Iterator<Item = batch::Response>) {
         if self.shared.is_closed() {
@@ -468,6 +473,7 @@ impl<U: TransactionUser> Shard<U> {
     /// The timer task: sleeps until the armed deadline (or an earlier one
     /// is announced), then fires what is due.
     pub(crate) async fn run_timers(self: Arc<Self>) {
+        let mut fired: Option<Instant> = None;
         loop {
             let at = self.armed.load(Ordering::Acquire);
             if self.shared.is_closed() {
@@ -478,11 +484,19 @@ impl<U: TransactionUser> Shard<U> {
                 notified.await;
                 continue;
             }
-            let deadline = self.shared.instant(at);
+            // At most one wake-up per TIMER_GRANULARITY: a busy server has
+            // a deadline every few microseconds (Timer J ends every
+            // answered UDP request), and waking for each cost more than
+            // the expiries. A lone timer still fires on time.
+            let deadline = match fired {
+                Some(f) => self.shared.instant(at).max(f + TIMER_GRANULARITY),
+                None => self.shared.instant(at),
+            };
             tokio::select! {
                 _ = notified => continue,
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
+            fired = Some(Instant::now());
             self.fire();
         }
     }

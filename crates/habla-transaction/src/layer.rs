@@ -12,6 +12,7 @@ use crate::state::{
 use crate::Error;
 use bytes::Bytes;
 use habla_message::{Message, Method};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -1321,8 +1322,11 @@ impl<A: Clone> TransactionLayer<A> {
                 }
             }
             Index::Server(k) => {
-                if self.servers.get(&k) == Some(&id) {
-                    self.servers.remove(&k);
+                // One lookup (a busy server ends one per request answered).
+                if let Entry::Occupied(e) = self.servers.entry(k) {
+                    if *e.get() == id {
+                        e.remove();
+                    }
                 }
             }
             Index::Legacy(k) => {

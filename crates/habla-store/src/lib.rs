@@ -537,8 +537,7 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
     let mut rows = stmt.query(params![now as i64])?;
     while let Some(row) = rows.next()? {
         let aor: String = row.get(0)?;
-        let value = row.get_ref(1)?.as_blob()?;
-        match codec::decode(value) {
+        match row.get_ref(1)?.as_blob().ok().and_then(codec::decode) {
             Some(mut bindings) => {
                 bindings.retain(|b| b.expires_at > now);
                 memory.replace(&aor, bindings);
@@ -558,12 +557,10 @@ fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> 
         let mut delete = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
         let mut upsert = tx.prepare_cached(UPSERT)?;
         let mut value = Vec::with_capacity(512);
-        for (i, change) in group.iter().enumerate() {
-            // A later change of the same AOR in this group replaces this
-            // one's row anyway (the usual case is one change per AOR).
-            if group[i + 1..].iter().any(|c| c.aor == change.aor) {
-                continue;
-            }
+        // Every change in order (a later one of the same AOR replaces the
+        // row again: rare, and cheaper than finding them in a group that
+        // may hold thousands under overload).
+        for change in group {
             if change.bindings.is_empty() {
                 delete.execute([&*change.aor])?;
                 continue;

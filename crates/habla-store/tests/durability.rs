@@ -585,3 +585,32 @@ fn has_table(db: &std::path::Path, name: &str) -> bool {
         .unwrap();
     n > 0
 }
+
+/// A row that cannot be read (a damaged value, or one of another type)
+/// is skipped: the server starts, and the other AORs' bindings load.
+#[test]
+fn an_unreadable_row_is_skipped_and_the_rest_loads() {
+    let db = temp_db("damaged");
+    let cfg = StoreConfig::new(&db);
+    {
+        let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+        register_durably(&store, "ivan", 1);
+    }
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute(
+            "INSERT INTO registrations VALUES ('sip:judy@example.org', ?1, x'01ff00')",
+            [NOW as i64 + 600],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO registrations VALUES ('sip:ken@example.org', ?1, 'text, not a value')",
+            [NOW as i64 + 600],
+        )
+        .unwrap();
+    }
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    assert_eq!(store.lookup("sip:ivan@example.org", NOW).len(), 1);
+    assert!(store.lookup("sip:judy@example.org", NOW).is_empty());
+    assert!(store.lookup("sip:ken@example.org", NOW).is_empty());
+}

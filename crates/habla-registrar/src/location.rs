@@ -113,16 +113,15 @@ impl MemoryLocationService {
     }
 
     /// Like [`LocationService::register`], but calls `persist` with the
-    /// AOR (shared with the table: no copy), the live bindings before and
-    /// the new set after, while the AOR is still locked, so that a durable
-    /// store queues its writes in the order the decisions were made (and
-    /// can write only what changed).
+    /// AOR (shared with the table: no copy) and its new set of bindings,
+    /// while the AOR is still locked, so that a durable store queues its
+    /// writes in the order the decisions were made.
     pub fn register_with(
         &self,
         aor: &str,
         now: u64,
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
-        persist: impl FnOnce(&Arc<str>, &[Binding], &[Binding]),
+        persist: impl FnOnce(&Arc<str>, &[Binding]),
     ) -> RegisterDecision {
         let mut guard = self.shard(aor);
         let shard = &mut *guard;
@@ -145,7 +144,7 @@ impl MemoryLocationService {
             Some(entry) => entry.key.clone(),
             None => Arc::from(aor),
         };
-        persist(&key, current, bindings);
+        persist(&key, bindings);
         replace_in(shard, &key, bindings);
         decision
     }
@@ -228,7 +227,7 @@ impl LocationService for MemoryLocationService {
         decide: &mut dyn FnMut(&[Binding]) -> RegisterDecision,
         done: Committed,
     ) -> RegisterDecision {
-        let d = self.register_with(aor, now, decide, |_, _, _| {});
+        let d = self.register_with(aor, now, decide, |_, _| {});
         done(Ok(()));
         d
     }

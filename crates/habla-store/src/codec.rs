@@ -12,9 +12,9 @@
 //!
 //! ```text
 //! u8  version (1)
-//! u16 number of bindings, then for each:
+//! u32 number of bindings, then for each:
 //!     text contact, u16 q, u64 expires_at, text call_id, u32 cseq,
-//!     u16 number of Path values, each a text,
+//!     u32 number of Path values, each a text,
 //!     option source, option user_agent
 //! text   = u32 length, UTF-8 octets
 //! option = u8 0 (none) | u8 1, text
@@ -28,14 +28,14 @@ const VERSION: u8 = 1;
 /// Appends the encoding of `bindings` to `out`.
 pub(crate) fn encode(bindings: &[Binding], out: &mut Vec<u8>) {
     out.push(VERSION);
-    put_u16(out, bindings.len());
+    put_count(out, bindings.len());
     for b in bindings {
         put_text(out, &b.contact);
         out.extend_from_slice(&b.q.to_le_bytes());
         out.extend_from_slice(&b.expires_at.to_le_bytes());
         put_text(out, &b.call_id);
         out.extend_from_slice(&b.cseq.to_le_bytes());
-        put_u16(out, b.path.len());
+        put_count(out, b.path.len());
         for p in b.path.iter() {
             put_text(out, p);
         }
@@ -50,17 +50,17 @@ pub(crate) fn decode(data: &[u8]) -> Option<Vec<Binding>> {
     if r.u8()? != VERSION {
         return None;
     }
-    let count = r.u16()?;
-    // Each binding takes at least 33 octets: no allocation beyond what
+    let count = r.u32()?;
+    // Each binding takes at least 28 octets: no allocation beyond what
     // the value can hold.
-    let mut bindings = Vec::with_capacity(count.min(data.len() / 33));
+    let mut bindings = Vec::with_capacity(count.min(data.len() / 28));
     for _ in 0..count {
         let contact = r.text()?;
-        let q = r.u16()? as u16;
+        let q = u16::from_le_bytes(r.array()?);
         let expires_at = u64::from_le_bytes(r.array()?);
         let call_id = r.text()?;
         let cseq = u32::from_le_bytes(r.array()?);
-        let paths = r.u16()?;
+        let paths = r.u32()?;
         let mut path = Vec::with_capacity(paths.min(r.data.len() / 4));
         for _ in 0..paths {
             path.push(r.text()?);
@@ -81,10 +81,9 @@ pub(crate) fn decode(data: &[u8]) -> Option<Vec<Binding>> {
     r.data.is_empty().then_some(bindings)
 }
 
-fn put_u16(out: &mut Vec<u8>, n: usize) {
-    // Bounded by the registrar (bindings per AOR, Path values of one
-    // message): never near 65,535.
-    out.extend_from_slice(&(n.min(usize::from(u16::MAX)) as u16).to_le_bytes());
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    // Bounded by the registrar's limits, far below u32::MAX.
+    out.extend_from_slice(&(n as u32).to_le_bytes());
 }
 
 fn put_text(out: &mut Vec<u8>, text: &str) {
@@ -124,12 +123,12 @@ impl Reader<'_> {
         Some(self.take(1)?[0])
     }
 
-    fn u16(&mut self) -> Option<usize> {
-        Some(usize::from(u16::from_le_bytes(self.array()?)))
+    fn u32(&mut self) -> Option<usize> {
+        usize::try_from(u32::from_le_bytes(self.array()?)).ok()
     }
 
     fn text(&mut self) -> Option<Arc<str>> {
-        let len = u32::from_le_bytes(self.array()?) as usize;
+        let len = self.u32()?;
         std::str::from_utf8(self.take(len)?).ok().map(Arc::from)
     }
 

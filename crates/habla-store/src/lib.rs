@@ -291,6 +291,9 @@ pub struct SqliteLocationService {
     max_staged: usize,
     path: PathBuf,
     last_purge: Mutex<Option<Instant>>,
+    /// When a refused change was last logged (at most once a second: under
+    /// overload every REGISTER is refused).
+    last_refusal_logged: Mutex<Option<Instant>>,
 }
 
 fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -331,6 +334,7 @@ impl SqliteLocationService {
             max_staged: cfg.queue.max(1),
             path: cfg.path.clone(),
             last_purge: Mutex::new(None),
+            last_refusal_logged: Mutex::new(None),
         })
     }
 
@@ -492,30 +496,36 @@ impl LocationService for SqliteLocationService {
         let mut refused: Option<(Committed, &'static str)> = None;
         // Staged while the AOR is locked, so that changes reach the database
         // in the order the decisions were made.
-        let decision = self
-            .memory
-            .register_with(aor, now, decide, |aor, _old, new| {
-                let Some(d) = done.take() else { return };
-                let mut staged = relock(&self.queue.staged);
-                if staged.closed {
-                    refused = Some((d, "the location store is closed"));
-                } else if staged.changes.len() >= self.max_staged {
-                    refused = Some((d, "too many registrations waiting for the database"));
-                } else {
-                    staged.changes.push(Change {
-                        aor: aor.clone(),
-                        bindings: new.to_vec(),
-                        done: d,
-                    });
-                    // Wake the committer only if it sleeps for want of work.
-                    if staged.idle {
-                        staged.idle = false;
-                        self.queue.signal.notify_all();
-                    }
+        let decision = self.memory.register_with(aor, now, decide, |aor, new| {
+            let Some(d) = done.take() else { return };
+            let mut staged = relock(&self.queue.staged);
+            if staged.closed {
+                refused = Some((d, "the location store is closed"));
+            } else if staged.changes.len() >= self.max_staged {
+                refused = Some((d, "too many registrations waiting for the database"));
+            } else {
+                staged.changes.push(Change {
+                    aor: aor.clone(),
+                    bindings: new.to_vec(),
+                    done: d,
+                });
+                // Wake the committer only if it sleeps for want of work.
+                if staged.idle {
+                    staged.idle = false;
+                    self.queue.signal.notify_all();
                 }
-            });
+            }
+        });
         match (refused, done) {
-            (Some((d, why)), _) => d(Err(LocationError::Storage(why.into()))),
+            (Some((d, why)), _) => {
+                let mut last = relock(&self.last_refusal_logged);
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    *last = Some(Instant::now());
+                    tracing::warn!("registrations refused (answered 503): {why}");
+                }
+                drop(last);
+                d(Err(LocationError::Storage(why.into())))
+            }
             // Not an update: nothing to write.
             (None, Some(d)) => d(Ok(())),
             (None, None) => {}

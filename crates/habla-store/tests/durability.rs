@@ -36,6 +36,19 @@ fn temp_db(name: &str) -> PathBuf {
     dir.join("habla.db")
 }
 
+/// Whether the database at `db` has a table `name`.
+fn has_table(db: &std::path::Path, name: &str) -> bool {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap();
+    n > 0
+}
+
 #[test]
 fn bindings_survive_a_restart_and_expired_ones_do_not_come_back() {
     let db = temp_db("restart");
@@ -486,104 +499,74 @@ fn a_refresh_stores_the_flow_it_came_over() {
     assert_eq!(gina[0].cseq, 2);
 }
 
-/// A database written before the `location` table (bindings in a rowid
-/// table named `bindings`) keeps its registrations.
+/// Databases of earlier versions kept a row per binding, in `bindings`
+/// (a rowid table with an index) and then in `location` (WITHOUT ROWID):
+/// their registrations move over once. An AOR's bindings (with Path, flow
+/// and User-Agent) come back as one set, expired ones stay out, and the
+/// old table is gone.
 #[test]
-fn bindings_of_the_old_table_are_migrated() {
-    let db = temp_db("migrate");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL, q INTEGER NOT NULL,
-               expires_at INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
-               path TEXT NOT NULL, source TEXT, user_agent TEXT, PRIMARY KEY (aor, contact));
-             CREATE INDEX bindings_expiry ON bindings (expires_at);",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO bindings VALUES ('sip:erin@example.org', 'sip:erin@192.0.2.9', 1000, ?1,
-               'erin-call', 3, '', NULL, NULL)",
-            [NOW as i64 + 60],
-        )
-        .unwrap();
-    }
-    let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
-    let erin = store.lookup("sip:erin@example.org", NOW);
-    assert_eq!(erin.len(), 1);
-    assert_eq!(&*erin[0].contact, "sip:erin@192.0.2.9");
-    assert_eq!(erin[0].cseq, 3);
-    drop(store);
-    // Moved, not copied: a second open finds no old table to migrate.
-    assert!(!has_table(&db, "bindings"));
-}
-
-/// A database of the row-per-binding `location` table keeps its
-/// registrations: an AOR's bindings (with Path, flow and User-Agent) come
-/// back as one set, expired ones stay out, and the old table is gone.
-#[test]
-fn bindings_of_the_location_table_are_migrated() {
-    let db = temp_db("migrate-location");
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE location (aor TEXT NOT NULL, contact TEXT NOT NULL, q INTEGER NOT NULL,
-               expires_at INTEGER NOT NULL, call_id TEXT NOT NULL, cseq INTEGER NOT NULL,
-               path TEXT NOT NULL, source TEXT, user_agent TEXT, PRIMARY KEY (aor, contact))
-               WITHOUT ROWID;",
-        )
-        .unwrap();
-        for (contact, q, expires, path, source, ua) in [
-            ("sip:hal@192.0.2.9", 1000, 60, "", None, None),
-            (
-                "sip:hal@192.0.2.10",
-                500,
-                600,
-                "<sip:p1.example.org;lr>\n<sip:p2.example.org;lr>",
-                Some("udp:192.0.2.1:5060->192.0.2.10:5060"),
-                Some("phone/2"),
-            ),
-            ("sip:hal@192.0.2.11", 1000, -10, "", None, None),
-        ] {
-            conn.execute(
-                "INSERT INTO location VALUES ('sip:hal@example.org', ?1, ?2, ?3, 'hal-call', 4, ?4, ?5, ?6)",
-                rusqlite::params![contact, q, NOW as i64 + expires, path, source, ua],
-            )
+fn bindings_of_the_old_tables_are_migrated() {
+    for (table, layout) in [
+        (
+            "bindings",
+            "; CREATE INDEX bindings_expiry ON bindings (expires_at);",
+        ),
+        ("location", " WITHOUT ROWID;"),
+    ] {
+        let db = temp_db(&format!("migrate-{table}"));
+        {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute_batch(&format!(
+                "CREATE TABLE {table} (aor TEXT NOT NULL, contact TEXT NOT NULL,
+                   q INTEGER NOT NULL, expires_at INTEGER NOT NULL, call_id TEXT NOT NULL,
+                   cseq INTEGER NOT NULL, path TEXT NOT NULL, source TEXT, user_agent TEXT,
+                   PRIMARY KEY (aor, contact)){layout}"
+            ))
             .unwrap();
+            for (contact, q, expires, path, source, ua) in [
+                ("sip:hal@192.0.2.9", 1000, 60, "", None, None),
+                (
+                    "sip:hal@192.0.2.10",
+                    500,
+                    600,
+                    "<sip:p1.example.org;lr>\n<sip:p2.example.org;lr>",
+                    Some("udp:192.0.2.1:5060->192.0.2.10:5060"),
+                    Some("phone/2"),
+                ),
+                ("sip:hal@192.0.2.11", 1000, -10, "", None, None),
+            ] {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {table}
+                           VALUES ('sip:hal@example.org', ?1, ?2, ?3, 'hal-call', 4, ?4, ?5, ?6)"
+                    ),
+                    rusqlite::params![contact, q, NOW as i64 + expires, path, source, ua],
+                )
+                .unwrap();
+            }
         }
+        let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
+        let mut hal = store.lookup("sip:hal@example.org", NOW);
+        hal.sort_by(|a, b| a.contact.cmp(&b.contact));
+        assert_eq!(hal.len(), 2, "{table}: {hal:?}");
+        assert_eq!(&*hal[0].contact, "sip:hal@192.0.2.10");
+        assert_eq!(hal[0].q, 500);
+        assert_eq!(hal[0].expires_at, NOW + 600);
+        assert_eq!(
+            hal[0].path.iter().map(|p| &**p).collect::<Vec<_>>(),
+            ["<sip:p1.example.org;lr>", "<sip:p2.example.org;lr>"]
+        );
+        assert_eq!(
+            hal[0].source.as_deref(),
+            Some("udp:192.0.2.1:5060->192.0.2.10:5060")
+        );
+        assert_eq!(hal[0].user_agent.as_deref(), Some("phone/2"));
+        assert_eq!(&*hal[1].contact, "sip:hal@192.0.2.9");
+        assert_eq!(hal[1].cseq, 4);
+        drop(store);
+        // Moved, not copied: a second open finds no old table to migrate.
+        assert!(!has_table(&db, table), "{table}");
     }
-    let store = SqliteLocationService::open(&StoreConfig::new(&db), NOW).unwrap();
-    let mut hal = store.lookup("sip:hal@example.org", NOW);
-    hal.sort_by(|a, b| a.contact.cmp(&b.contact));
-    assert_eq!(hal.len(), 2, "{hal:?}");
-    assert_eq!(&*hal[0].contact, "sip:hal@192.0.2.10");
-    assert_eq!(hal[0].q, 500);
-    assert_eq!(hal[0].expires_at, NOW + 600);
-    assert_eq!(
-        hal[0].path.iter().map(|p| &**p).collect::<Vec<_>>(),
-        ["<sip:p1.example.org;lr>", "<sip:p2.example.org;lr>"]
-    );
-    assert_eq!(
-        hal[0].source.as_deref(),
-        Some("udp:192.0.2.1:5060->192.0.2.10:5060")
-    );
-    assert_eq!(hal[0].user_agent.as_deref(), Some("phone/2"));
-    assert_eq!(&*hal[1].contact, "sip:hal@192.0.2.9");
-    assert_eq!(hal[1].cseq, 4);
-    drop(store);
-    assert!(!has_table(&db, "location"));
-}
-
-/// Whether the database at `db` has a table `name`.
-fn has_table(db: &std::path::Path, name: &str) -> bool {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .unwrap();
-    n > 0
 }
 
 /// A row that cannot be read (a damaged value, or one of another type)

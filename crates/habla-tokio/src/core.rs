@@ -162,8 +162,9 @@ impl Io<'_> {
 
 /// A way back into one shard from outside its lock (a spawned task, a
 /// database thread): [`ShardHandle::with`] locks the shard and runs a
-/// closure on its TU with an [`Io`]. Cheap to clone; it does not keep the
-/// element alive.
+/// closure on its TU with an [`Io`]; [`ShardHandle::send_response_bytes`]
+/// sends a response, batched per shard inside a [`crate::batch`]. Cheap
+/// to clone; it does not keep the element alive.
 pub struct ShardHandle<U> {
     shard: Weak<Shard<U>>,
     index: usize,
@@ -226,6 +227,18 @@ impl<U: TransactionUser> ShardHandle<U> {
 /// closer than this to its last wake-up wait for the next (RFC 3261's
 /// timers count in half seconds; a few milliseconds late changes nothing).
 const TIMER_GRANULARITY: Duration = Duration::from_millis(5);
+
+/// When a shard's timer task wakes for `deadline`, having last fired at
+/// `fired`: at most once per [`TIMER_GRANULARITY`] (a busy server has a
+/// deadline every few microseconds, Timer J ending every answered UDP
+/// request, and waking for each cost more than the expiries), and on time
+/// for a timer after a quiet spell.
+fn next_wake(deadline: Instant, fired: Option<Instant>) -> Instant {
+    match fired {
+        Some(f) => deadline.max(f + TIMER_GRANULARITY),
+        None => deadline,
+    }
+}
 
 impl<U: TransactionUser> batch::Respond for Shard<U> {
     fn respond_all(&self, list: &mut dyn Iterator<Item = batch::Response>) {
@@ -484,14 +497,7 @@ impl<U: TransactionUser> Shard<U> {
                 notified.await;
                 continue;
             }
-            // At most one wake-up per TIMER_GRANULARITY: a busy server has
-            // a deadline every few microseconds (Timer J ends every
-            // answered UDP request), and waking for each cost more than
-            // the expiries. A lone timer still fires on time.
-            let deadline = match fired {
-                Some(f) => self.shared.instant(at).max(f + TIMER_GRANULARITY),
-                None => self.shared.instant(at),
-            };
+            let deadline = next_wake(self.shared.instant(at), fired);
             tokio::select! {
                 _ = notified => continue,
                 _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -1022,5 +1028,27 @@ impl Shared {
         self.epoch
             .checked_add(Duration::from_nanos(nanos))
             .unwrap_or(self.epoch + Duration::from_secs(86_400 * 365))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_wake_at_most_once_per_granularity_and_on_time_after_a_quiet_spell() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // First wake, and one long after the last: on time.
+        assert_eq!(next_wake(t0 + ms(1), None), t0 + ms(1));
+        assert_eq!(next_wake(t0 + ms(500), Some(t0)), t0 + ms(500));
+        // Deadlines right after a wake wait for the granularity.
+        assert_eq!(next_wake(t0 + ms(1), Some(t0)), t0 + TIMER_GRANULARITY);
+        assert_eq!(next_wake(t0, Some(t0)), t0 + TIMER_GRANULARITY);
+        // A deadline passed long ago, right after a wake: the same.
+        assert_eq!(
+            next_wake(t0, Some(t0 + ms(100))),
+            t0 + ms(100) + TIMER_GRANULARITY
+        );
     }
 }

@@ -202,6 +202,8 @@ fn server_non_invite_absorbs_retransmissions() {
         }] => *key,
         other => panic!("{other:?}"),
     };
+    // Matched by its branch, it needs no copy of the request, ever.
+    assert!(l.request(key).is_none());
     // Trying: retransmission absorbed silently.
     l.handle_message(at_ms(500), req.clone(), udp(UAC)).unwrap();
     assert!(drain(&mut l).0.is_empty() && drain(&mut l).1.is_empty());
@@ -240,6 +242,15 @@ fn server_non_invite_absorbs_retransmissions() {
     let (_, evs) = run_timers(&mut l, 100_000);
     assert_eq!(terminated(&evs), vec![2000 + 32_000]);
     assert!(l.is_empty());
+    // Gone from the matching table too: the same request now starts a new
+    // transaction (and reaches the TU again).
+    l.handle_message(at_ms(100_000), req.clone(), udp(UAC))
+        .unwrap();
+    let (_, ev) = drain(&mut l);
+    assert!(
+        matches!(&ev[..], [Event::Request { key: k, .. }] if *k != key),
+        "{ev:?}"
+    );
 }
 
 /// RFC 3261 §17.2.1: the INVITE server transaction sends 100 Trying after
@@ -256,6 +267,9 @@ fn server_invite_sends_100_trying_and_resends_latest_provisional() {
         [Event::Request { key, .. }] => *key,
         other => panic!("{other:?}"),
     };
+    // An INVITE keeps its request until its final response (the 100
+    // Trying is built from it).
+    assert!(l.request(key).is_some());
     // A retransmission before any response: nothing to resend.
     l.handle_message(at_ms(100), req.clone(), udp(UAC)).unwrap();
     let (tx, ev) = drain(&mut l);

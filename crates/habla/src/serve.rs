@@ -156,11 +156,16 @@ impl std::fmt::Debug for Token {
 /// The names this server answers to (RFC 3261 §16.4).
 #[derive(Debug, Clone)]
 pub struct LocalNames {
-    domains: HashSet<String>,
-    /// The same names in a list, when they are few: comparing a handful
-    /// of short strings costs less than hashing one (this runs twice per
-    /// REGISTER and on every routed request).
-    few: Option<Vec<String>>,
+    names: Names,
+}
+
+/// The names, lower-cased: in a list when they are few (comparing a
+/// handful of short strings costs less than hashing one: this runs on
+/// every REGISTER and routed request), else in a set.
+#[derive(Debug, Clone)]
+enum Names {
+    Few(Vec<String>),
+    Many(HashSet<String>),
 }
 
 /// Up to this many names are compared one by one.
@@ -194,8 +199,20 @@ impl LocalNames {
                 });
             }
         }
-        let few = (domains.len() <= FEW_LOCAL_NAMES).then(|| domains.iter().cloned().collect());
-        LocalNames { domains, few }
+        let names = if domains.len() <= FEW_LOCAL_NAMES {
+            Names::Few(domains.into_iter().collect())
+        } else {
+            Names::Many(domains)
+        };
+        LocalNames { names }
+    }
+
+    /// Every name (lower-cased).
+    fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.names {
+            Names::Few(v) => Box::new(v.iter().map(String::as_str)),
+            Names::Many(s) => Box::new(s.iter().map(String::as_str)),
+        }
     }
 
     /// Whether a host (as written in a URI) is one of ours.
@@ -203,12 +220,12 @@ impl LocalNames {
         // Host names compare without case; they are usually written in
         // lower case already (no copy then: this runs several times per
         // request).
-        if let Some(few) = &self.few {
-            few.iter().any(|d| d.eq_ignore_ascii_case(host))
-        } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.domains.contains(&host.to_ascii_lowercase())
-        } else {
-            self.domains.contains(host)
+        match &self.names {
+            Names::Few(few) => few.iter().any(|d| d.eq_ignore_ascii_case(host)),
+            Names::Many(set) if host.bytes().any(|b| b.is_ascii_uppercase()) => {
+                set.contains(&host.to_ascii_lowercase())
+            }
+            Names::Many(set) => set.contains(host),
         }
     }
 }
@@ -527,7 +544,7 @@ pub async fn serve(cfg: Config) -> Result<()> {
                             .map(|p| Interface::new(p.transport, p.addr))
                             .collect(),
                         aliases: cfg.aliases.clone(),
-                        domains: local.domains.iter().cloned().collect(),
+                        domains: local.iter().map(str::to_owned).collect(),
                     },
                     server: Some(AGENT.into()),
                     allow: ALLOW.into(),
@@ -762,8 +779,10 @@ fn reply(io: &mut Io<'_>, key: TransactionKey, bytes: Bytes) {
 /// request itself is not kept for this rare case.
 fn not_stored(made: &Bytes, e: &habla_registrar::LocationError) -> Option<Bytes> {
     let ok = Message::parse_lazy(made.clone(), &Limits::default()).ok()?;
-    let aor = ok.to().ok().and_then(|t| address_of_record(t.uri()));
-    tracing::error!("REGISTER {} not stored: {e}", aor.unwrap_or_default());
+    // Per request, so not above debug: under overload every REGISTER
+    // refused would be a line, and a failed commit is logged once by the
+    // store's committer.
+    tracing::debug!("REGISTER not stored, answered 503: {e}");
     ok.response(503)
         .header("Retry-After", "5")
         .header("Server", AGENT)
@@ -1344,7 +1363,7 @@ mod tests {
                 ..Config::default()
             };
             let names = LocalNames::new(&cfg, &["192.0.2.1:5060".parse().unwrap()]);
-            assert_eq!(names.few.is_some(), extra == 0);
+            assert_eq!(matches!(names.names, Names::Few(_)), extra == 0);
             local_names_are(&names);
             assert_eq!(names.is_local("D3.example.net"), extra > 0);
         }

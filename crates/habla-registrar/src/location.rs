@@ -3,7 +3,7 @@
 //! in memory, in SQLite, or in a store shared by several nodes.
 
 use crate::{Binding, RegisterDecision};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A storage failure: the change was not made durable and must not be
@@ -55,18 +55,25 @@ const SHARDS: usize = 64;
 #[derive(Default)]
 struct Shard {
     aors: HashMap<Arc<str>, Aor>,
-    /// (when the AOR's first binding expires, AOR), for timer-driven
-    /// expiry: one entry per AOR, moved only when that time changes (a
-    /// refresh moves it without allocating: the AOR's name is shared).
-    expiries: BTreeSet<(u64, Arc<str>)>,
+    /// (when the AOR's first binding expires, the AOR's serial) → AOR,
+    /// for timer-driven expiry: one entry per AOR, moved only when that
+    /// time changes. Ordered by numbers only: thousands of AORs share a
+    /// second, and ordering them by name read every name the search passed
+    /// (cold memory: a tenth of a registration's CPU at 8,000/s). The name
+    /// is shared with the AOR's entry (a move allocates nothing).
+    expiries: BTreeMap<(u64, u64), Arc<str>>,
+    /// The next AOR's serial (unique within the shard).
+    next_serial: u64,
 }
 
 struct Aor {
     /// The AOR's name, shared with its entry in `expiries`.
     key: Arc<str>,
     bindings: Vec<Binding>,
-    /// The earliest `expires_at` of `bindings`: its key in `expiries`.
+    /// The earliest `expires_at` of `bindings` and the AOR's serial: its
+    /// key in `expiries`.
     due: u64,
+    serial: u64,
 }
 
 /// An in-memory location service, sharded by AOR (no global lock). It is
@@ -187,28 +194,32 @@ fn replace_in(shard: &mut Shard, aor: &Arc<str>, bindings: &[Binding]) {
     let due = bindings.iter().map(|b| b.expires_at).min();
     let Some(due) = due else {
         if let Some(old) = shard.aors.remove(&**aor) {
-            shard.expiries.remove(&(old.due, old.key));
+            shard.expiries.remove(&(old.due, old.serial));
         }
         return;
     };
     match shard.aors.get_mut(&**aor) {
         Some(entry) => {
             if entry.due != due {
-                shard.expiries.remove(&(entry.due, entry.key.clone()));
-                shard.expiries.insert((due, entry.key.clone()));
+                if let Some(name) = shard.expiries.remove(&(entry.due, entry.serial)) {
+                    shard.expiries.insert((due, entry.serial), name);
+                }
                 entry.due = due;
             }
             entry.bindings.clear();
             entry.bindings.extend_from_slice(bindings);
         }
         None => {
-            shard.expiries.insert((due, aor.clone()));
+            let serial = shard.next_serial;
+            shard.next_serial += 1;
+            shard.expiries.insert((due, serial), aor.clone());
             shard.aors.insert(
                 aor.clone(),
                 Aor {
                     key: aor.clone(),
                     bindings: bindings.to_vec(),
                     due,
+                    serial,
                 },
             );
         }
@@ -237,15 +248,15 @@ impl LocationService for MemoryLocationService {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             let mut due = Vec::new();
-            while let Some(first) = shard.expiries.first() {
-                if first.0 > now {
+            while let Some((&(at, _), _)) = shard.expiries.first_key_value() {
+                if at > now {
                     break;
                 }
                 if let Some(entry) = shard.expiries.pop_first() {
                     due.push(entry);
                 }
             }
-            for (_, aor) in due {
+            for ((_, serial), aor) in due {
                 let Some(entry) = shard.aors.get_mut(&aor) else {
                     continue;
                 };
@@ -255,7 +266,7 @@ impl LocationService for MemoryLocationService {
                 match entry.bindings.iter().map(|b| b.expires_at).min() {
                     Some(next) => {
                         entry.due = next;
-                        shard.expiries.insert((next, aor));
+                        shard.expiries.insert((next, serial), aor);
                     }
                     None => {
                         shard.aors.remove(&aor);
@@ -273,8 +284,8 @@ impl LocationService for MemoryLocationService {
                 s.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .expiries
-                    .first()
-                    .map(|e| e.0)
+                    .first_key_value()
+                    .map(|(&(at, _), _)| at)
             })
             .min()
     }

@@ -477,3 +477,48 @@ fn a_refresh_moves_the_expiry_timer() {
     assert_eq!(store.expire(NOW + 300), 1);
     assert_eq!(store.next_expiry(), None);
 }
+
+/// Many AORs due in the same second (the usual case on a busy registrar):
+/// each leaves at its own deadline, whether it was refreshed, removed or
+/// added again in between.
+#[test]
+fn aors_due_in_the_same_second_expire_each_at_its_own_deadline() {
+    use habla_registrar::{LocationService, MemoryLocationService};
+    let req = register("c9", 1, &["<sip:bob@192.0.2.4>;expires=100"], None);
+    let (_, template, _) = update(process_register(&cfg(), NOW, &req, &[]).unwrap());
+    let at = |expires_at: u64| {
+        let mut b = template.clone();
+        b[0].expires_at = expires_at;
+        b
+    };
+    let store = MemoryLocationService::new();
+    let aors: Vec<String> = (0..300).map(|i| format!("sip:u{i}@example.org")).collect();
+    for aor in &aors {
+        store.replace(aor, at(NOW + 100));
+    }
+    // Every third refreshed to a later second, every third removed, and of
+    // those removed every other one added again at the first second.
+    for (i, aor) in aors.iter().enumerate() {
+        match i % 3 {
+            1 => store.replace(aor, at(NOW + 300)),
+            2 => {
+                store.replace(aor, Vec::new());
+                if i % 2 == 0 {
+                    store.replace(aor, at(NOW + 100));
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(store.next_expiry(), Some(NOW + 100));
+    assert_eq!(store.expire(NOW + 99), 0);
+    assert_eq!(store.expire(NOW + 100), 100 + 50);
+    for (i, aor) in aors.iter().enumerate() {
+        let left = store.lookup(aor, NOW + 100).len();
+        assert_eq!(left, usize::from(i % 3 == 1), "{aor}");
+    }
+    assert_eq!(store.next_expiry(), Some(NOW + 300));
+    assert_eq!(store.expire(NOW + 300), 100);
+    assert!(store.is_empty());
+    assert_eq!(store.next_expiry(), None);
+}

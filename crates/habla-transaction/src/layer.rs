@@ -2,6 +2,7 @@
 //! the caller with messages, commands and the time.
 
 use crate::build;
+use crate::completed::CompletedServers;
 use crate::config::{Config, Target, Timer};
 use crate::keys::CounterHash;
 use crate::matching::{legacy_matches, ClientKey, LegacyKey, LegacyLookup, ServerKey};
@@ -314,14 +315,19 @@ fn transmit<A: Clone>(out: &mut VecDeque<Output<A>>, target: &Target<A>, bytes: 
 pub struct TransactionLayer<A> {
     config: Config,
     next_id: u64,
-    /// Boxed: the table is rehashed as it grows (tens of thousands of
-    /// transactions alive at a few thousand requests a second, each held
-    /// 32 s by Timer J), and a rehash that moves half-kilobyte entries
+    /// Every transaction but those in `completed`. Boxed: the table is
+    /// rehashed as it grows (tens of thousands of transactions alive at a
+    /// few thousand calls a second, INVITEs held 32 s by Timer L), and a
+    /// rehash that moves half-kilobyte entries
     /// holds the caller for milliseconds; moving pointers, for
     /// microseconds.
     txs: HashMap<u64, Box<Tx<A>>, CounterHash>,
     clients: HashMap<ClientKey, u64>,
     servers: HashMap<ServerKey, u64>,
+    /// Non-INVITE server transactions matched by branch, in Completed over
+    /// an unreliable transport (most of a busy server's transactions):
+    /// not in `txs`, kept compactly until Timer J.
+    completed: CompletedServers<A>,
     /// Where a request's server key is written to look it up (reused: a
     /// lookup allocates nothing).
     key_octets: Vec<u8>,
@@ -339,6 +345,7 @@ impl<A: Clone> TransactionLayer<A> {
             txs: HashMap::default(),
             clients: HashMap::new(),
             servers: HashMap::new(),
+            completed: CompletedServers::default(),
             key_octets: Vec::new(),
             legacy: HashMap::new(),
             schedule: Schedule::default(),
@@ -353,17 +360,23 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// How many transactions are live.
     pub fn len(&self) -> usize {
-        self.txs.len()
+        self.txs.len() + self.completed.len()
     }
 
     /// Whether no transaction is live.
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.len() == 0
     }
 
     /// The state of a live transaction.
     pub fn state(&self, key: TransactionKey) -> Option<State> {
-        self.txs.get(&key.0).map(|tx| tx.machine.state())
+        match self.txs.get(&key.0) {
+            Some(tx) => Some(tx.machine.state()),
+            None => self
+                .completed
+                .contains(key.0)
+                .then_some(State::ServerNonInvite(ServerNonInviteState::Completed)),
+        }
     }
 
     /// The request that created a live transaction. Not kept by a server
@@ -375,7 +388,11 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// The keys of every live transaction (in no particular order).
     pub fn keys(&self) -> impl Iterator<Item = TransactionKey> + '_ {
-        self.txs.keys().map(|&id| TransactionKey(id))
+        self.txs
+            .keys()
+            .copied()
+            .chain(self.completed.ids())
+            .map(TransactionKey)
     }
 
     // ----- output -----------------------------------------------------------
@@ -398,7 +415,24 @@ impl<A: Clone> TransactionLayer<A> {
     /// The earliest armed timer's deadline: call
     /// [`TransactionLayer::handle_timeout`] then (not before).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.schedule.first()
+        self.poll_timeout_coalesced(Duration::ZERO)
+    }
+
+    /// [`TransactionLayer::poll_timeout`], but letting the Timer J of
+    /// completed non-INVITE server transactions wait up to `slack`, so
+    /// that a driver wakes once to end a batch of them rather than every
+    /// few microseconds on a busy server. Nothing on the wire depends on
+    /// when Timer J fires: the transaction absorbs retransmissions of its
+    /// request that much longer.
+    pub fn poll_timeout_coalesced(&self, slack: Duration) -> Option<Instant> {
+        let lazy = self
+            .completed
+            .first()
+            .map(|t| t.checked_add(slack).unwrap_or(t));
+        match (self.schedule.first(), lazy) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ----- commands from the TU --------------------------------------------
@@ -428,7 +462,7 @@ impl<A: Clone> TransactionLayer<A> {
         if self.clients.contains_key(&key) {
             return Err(Error::Duplicate);
         }
-        if self.txs.len() >= self.config.max_transactions {
+        if self.len() >= self.config.max_transactions {
             return Err(Error::TooManyTransactions {
                 limit: self.config.max_transactions,
             });
@@ -530,10 +564,9 @@ impl<A: Clone> TransactionLayer<A> {
         let mut to_tag_of = Some(to_tag_of);
         let mut tag = || to_tag_of.take().and_then(|f| f());
         let t = self.config.timers;
-        let tx = self
-            .txs
-            .get_mut(&key.0)
-            .ok_or(Error::UnknownTransaction(key))?;
+        let Some(tx) = self.txs.get_mut(&key.0) else {
+            return Err(self.not_live(key, "send this response"));
+        };
         let state_now = tx.machine.state();
         let invalid = Error::InvalidState {
             key,
@@ -542,6 +575,7 @@ impl<A: Clone> TransactionLayer<A> {
         };
         let sched = &mut self.schedule;
         let mut fate = Fate::Lives;
+        let mut lingers = false;
         match &mut tx.machine {
             Machine::ServerInvite {
                 state,
@@ -609,13 +643,13 @@ impl<A: Clone> TransactionLayer<A> {
                     // unreliable, zero reliable.
                     tx.slots.disarm(sched, Timer::TuGuard);
                     *state = ServerNonInviteState::Completed;
-                    *last = Some(bytes.clone());
-                    if !matches!(tx.index, Index::Legacy(_)) {
-                        tx.request = None;
-                    }
                     if tx.reliable {
                         fate = Fate::Ends;
+                    } else if matches!(tx.index, Index::Server(_)) {
+                        // Waits out Timer J in the compact queue.
+                        lingers = true;
                     } else {
+                        *last = Some(bytes.clone());
                         tx.slots.arm_in(sched, Timer::J, now, t.t1x64());
                     }
                 }
@@ -629,9 +663,60 @@ impl<A: Clone> TransactionLayer<A> {
                 })
             }
         }
-        transmit(&mut self.out, &tx.target, bytes, key.0);
+        transmit(&mut self.out, &tx.target, bytes.clone(), key.0);
+        if lingers {
+            self.linger(now, key.0, &bytes);
+        }
         self.settle(key.0, fate);
         Ok(())
+    }
+
+    /// Moves a non-INVITE server transaction that sent its final response
+    /// `last` over an unreliable transport into the completed queue, where
+    /// it waits out Timer J (RFC 3261 §17.2.2: "Timer J to fire in 64*T1
+    /// seconds for unreliable transports").
+    fn linger(&mut self, now: Instant, id: u64, last: &[u8]) {
+        let Some(mut tx) = self.txs.remove(&id) else {
+            return;
+        };
+        tx.slots.clear(&mut self.schedule);
+        let Index::Server(key) = tx.index else {
+            return;
+        };
+        let until = now.checked_add(self.config.timers.t1x64()).unwrap_or(now);
+        self.completed.insert(id, until, key, tx.target, last);
+    }
+
+    /// The error for a command on `key`, which is not in `txs`: in the
+    /// completed queue (a non-INVITE server transaction in Completed) or
+    /// unknown.
+    fn not_live(&self, key: TransactionKey, what: &'static str) -> Error {
+        match self.state(key) {
+            Some(state) => Error::InvalidState { key, state, what },
+            None => Error::UnknownTransaction(key),
+        }
+    }
+
+    /// Ends a transaction of the completed queue before Timer J.
+    fn end_completed(&mut self, id: u64) -> bool {
+        let Some(key) = self.completed.remove(id) else {
+            return false;
+        };
+        self.forget_server_key(key, id);
+        self.out.push_back(Output::Event(Event::Terminated {
+            key: TransactionKey(id),
+        }));
+        true
+    }
+
+    /// Removes `key` from the matching table if it still names `id`.
+    fn forget_server_key(&mut self, key: ServerKey, id: u64) {
+        // One lookup (a busy server ends one per request answered).
+        if let Entry::Occupied(e) = self.servers.entry(key) {
+            if *e.get() == id {
+                e.remove();
+            }
+        }
     }
 
     /// Sends bytes outside any transaction: the ACK for a 2xx (RFC 3261
@@ -660,10 +745,9 @@ impl<A: Clone> TransactionLayer<A> {
         target: Target<A>,
     ) -> Result<(), Error> {
         let t = self.config.timers;
-        let tx = self
-            .txs
-            .get_mut(&key.0)
-            .ok_or(Error::UnknownTransaction(key))?;
+        let Some(tx) = self.txs.get_mut(&key.0) else {
+            return Err(self.not_live(key, "move the request to another target"));
+        };
         let bytes = request.to_bytes();
         let retransmit = match &mut tx.machine {
             Machine::ClientInvite {
@@ -709,7 +793,7 @@ impl<A: Clone> TransactionLayer<A> {
             self.settle(key.0, Fate::Ends);
             true
         } else {
-            false
+            self.end_completed(key.0)
         }
     }
 
@@ -736,6 +820,13 @@ impl<A: Clone> TransactionLayer<A> {
     /// §17.2.4).
     pub fn handle_transport_error(&mut self, _now: Instant, key: TransactionKey) {
         let Some(tx) = self.txs.get(&key.0) else {
+            // RFC 3261 Figure 8: Completed, transport error: inform the
+            // TU, Terminated.
+            if self.completed.contains(key.0) {
+                self.out
+                    .push_back(Output::Event(Event::TransportError { key }));
+                self.end_completed(key.0);
+            }
             return;
         };
         use ClientInviteState as CI;
@@ -770,6 +861,9 @@ impl<A: Clone> TransactionLayer<A> {
         let mut due = Vec::new();
         self.schedule.take_due(now, &mut due);
         for (at, id, timer) in due {
+            // The completed queue's Timer J firings, in time order with
+            // the others.
+            self.end_lingering(at);
             // Disarmed since (or by an earlier firing in this batch).
             let Some(tx) = self.txs.get_mut(&id) else {
                 continue;
@@ -779,6 +873,19 @@ impl<A: Clone> TransactionLayer<A> {
             }
             tx.slots.disarm(&mut self.schedule, timer);
             self.fire(now, id, timer);
+        }
+        self.end_lingering(now);
+    }
+
+    /// Ends the completed transactions whose Timer J fired at `now`
+    /// (RFC 3261 §17.2.2: "the server transaction MUST transition to the
+    /// Terminated state").
+    fn end_lingering(&mut self, now: Instant) {
+        while let Some(ended) = self.completed.pop_due(now) {
+            self.forget_server_key(ended.key, ended.id);
+            self.out.push_back(Output::Event(Event::Terminated {
+                key: TransactionKey(ended.id),
+            }));
         }
     }
 
@@ -943,7 +1050,7 @@ impl<A: Clone> TransactionLayer<A> {
         } else {
             Index::Legacy(LegacyKey::of(&request)?)
         };
-        if self.txs.len() >= self.config.max_transactions {
+        if self.len() >= self.config.max_transactions {
             self.out.push_back(Output::Event(Event::Refused(Refusal {
                 request,
                 source,
@@ -1040,6 +1147,13 @@ impl<A: Clone> TransactionLayer<A> {
     ) {
         let t = self.config.timers;
         let Some(tx) = self.txs.get_mut(&id) else {
+            // RFC 3261 §17.2.2: a retransmission in Completed: "the most
+            // recently sent ... final response MUST be passed to the
+            // transport layer for retransmission".
+            if let Some((target, last)) = self.completed.get(id) {
+                let (target, last) = (target.clone(), last.clone());
+                transmit(&mut self.out, &target, last, id);
+            }
             return;
         };
         let sched = &mut self.schedule;
@@ -1321,14 +1435,7 @@ impl<A: Clone> TransactionLayer<A> {
                     self.clients.remove(&k);
                 }
             }
-            Index::Server(k) => {
-                // One lookup (a busy server ends one per request answered).
-                if let Entry::Occupied(e) = self.servers.entry(k) {
-                    if *e.get() == id {
-                        e.remove();
-                    }
-                }
-            }
+            Index::Server(k) => self.forget_server_key(k, id),
             Index::Legacy(k) => {
                 if let Some(ids) = self.legacy.get_mut(&k) {
                     ids.retain(|&x| x != id);

@@ -80,6 +80,7 @@
 #![warn(missing_docs)]
 
 mod build;
+mod completed;
 mod config;
 mod error;
 mod keys;

@@ -947,6 +947,172 @@ fn stray_responses_and_transport_errors() {
     assert!(l.is_empty());
 }
 
+/// A non-INVITE server transaction in Completed over UDP (kept apart from
+/// the others until Timer J) still answers to its key: its state, a
+/// transport error on its final response (RFC 3261 Figure 8: inform the
+/// TU, Terminated), the TU ending it; once ended, the request starts a new
+/// transaction.
+#[test]
+fn a_completed_server_transaction_ends_early_on_a_transport_error_or_the_tus_word() {
+    let mut l = layer();
+    let answer = |l: &mut Layer, branch: &str, at: u64| {
+        let req = request(Method::Message, branch, "m1", 1, Transport::Udp);
+        l.handle_message(at_ms(at), req.clone(), udp(UAC)).unwrap();
+        let key = match drain(l).1.as_slice() {
+            [Event::Request { key, .. }] => *key,
+            other => panic!("{other:?}"),
+        };
+        l.send_response(at_ms(at + 1), key, response(&req, 200, Some("t")))
+            .unwrap();
+        let (tx, _) = drain(l);
+        assert_eq!(tx[0].key, Some(key));
+        (req, key)
+    };
+    let (req_a, a) = answer(&mut l, "z9hG4bKca", 0);
+    let (req_b, b) = answer(&mut l, "z9hG4bKcb", 10);
+    let (req_c, c) = answer(&mut l, "z9hG4bKcc", 20);
+    let completed = Some(State::ServerNonInvite(ServerNonInviteState::Completed));
+    assert_eq!(
+        (l.state(a), l.state(b), l.state(c)),
+        (completed, completed, completed)
+    );
+    assert_eq!(l.len(), 3);
+    let mut keys: Vec<_> = l.keys().collect();
+    keys.sort();
+    assert_eq!(keys, vec![a, b, c]);
+    assert!(matches!(
+        l.send_response(at_ms(30), b, response(&req_b, 500, None)),
+        Err(Error::InvalidState { .. })
+    ));
+    // The driver could not send b's 200.
+    l.handle_transport_error(at_ms(30), b);
+    assert!(matches!(
+        drain(&mut l).1.as_slice(),
+        [Event::TransportError { key }, Event::Terminated { key: k2 }] if *key == b && *k2 == b
+    ));
+    assert_eq!(l.state(b), None);
+    // The TU ends a.
+    assert!(l.terminate(a));
+    assert!(matches!(
+        drain(&mut l).1.as_slice(),
+        [Event::Terminated { key }] if *key == a
+    ));
+    assert!(!l.terminate(a));
+    assert_eq!(l.len(), 1);
+    // Their requests now start new transactions; c's is still absorbed.
+    for req in [&req_a, &req_b] {
+        l.handle_message(at_ms(40), req.clone(), udp(UAC)).unwrap();
+        assert!(matches!(
+            drain(&mut l).1.as_slice(),
+            [Event::Request { .. }]
+        ));
+    }
+    l.handle_message(at_ms(50), req_c, udp(UAC)).unwrap();
+    let (tx, ev) = drain(&mut l);
+    assert!(ev.is_empty());
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].destination, udp(UAC));
+    assert_eq!(parse(&tx[0].bytes).status(), Some(200));
+    // Timer J ends c alone (a's and b's records are skipped), then the two
+    // new transactions time out with the TU guard (nobody answered them).
+    let (_, evs) = run_timers(&mut l, 100_000);
+    assert_eq!(
+        terminated(&evs),
+        vec![20 + 1 + 32_000, 40 + 32_000, 40 + 32_000]
+    );
+    assert!(l.is_empty());
+}
+
+/// A completed non-INVITE server transaction keeps a copy of its final
+/// response (in a buffer shared by many): a retransmission of the request
+/// gets it back byte for byte, whatever its size.
+#[test]
+fn completed_transactions_resend_their_own_response_byte_for_byte() {
+    let mut l = layer();
+    let mut sent = Vec::new();
+    for (i, body) in [10, 70_000, 10, 300].into_iter().enumerate() {
+        let branch = format!("z9hG4bKr{i}");
+        let req = request(Method::Message, &branch, "r1", 1, Transport::Udp);
+        l.handle_message(at_ms(i as u64), req.clone(), udp(UAC))
+            .unwrap();
+        let key = match drain(&mut l).1.as_slice() {
+            [Event::Request { key, .. }] => *key,
+            other => panic!("{other:?}"),
+        };
+        let mut bytes = response(&req, 200, Some("t")).to_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(b'a' + i as u8, body));
+        l.send_response_bytes(at_ms(i as u64), key, 200, Bytes::from(bytes.clone()))
+            .unwrap();
+        drain(&mut l);
+        sent.push((req, bytes));
+    }
+    for (req, bytes) in &sent {
+        l.handle_message(at_ms(100), req.clone(), udp(UAC)).unwrap();
+        let (tx, _) = drain(&mut l);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(&tx[0].bytes[..], &bytes[..]);
+    }
+}
+
+/// Threads read the clock before taking the layer's lock, so a response
+/// may come with a `now` a little older than the previous one's: its Timer
+/// J then fires with the previous one's (the completed queue stays in
+/// order), never before its own time.
+#[test]
+fn timer_j_never_fires_early_when_the_clock_steps_back() {
+    let mut l = layer();
+    for (i, at) in [(0, 10), (1, 7)] {
+        let req = request(
+            Method::Message,
+            &format!("z9hG4bKs{i}"),
+            "s",
+            1,
+            Transport::Udp,
+        );
+        l.handle_message(at_ms(0), req.clone(), udp(UAC)).unwrap();
+        let key = match drain(&mut l).1.as_slice() {
+            [Event::Request { key, .. }] => *key,
+            other => panic!("{other:?}"),
+        };
+        l.send_response(at_ms(at), key, response(&req, 200, Some("t")))
+            .unwrap();
+        drain(&mut l);
+    }
+    let (_, evs) = run_timers(&mut l, 100_000);
+    assert_eq!(terminated(&evs), vec![10 + 32_000, 10 + 32_000]);
+}
+
+/// A driver may let Timer J of completed non-INVITE server transactions
+/// wait (one wake ends a batch); every other timer keeps its time.
+#[test]
+fn timer_j_may_be_coalesced_other_timers_not() {
+    let mut l = layer();
+    let req = request(Method::Register, "z9hG4bKj1", "j1", 1, Transport::Udp);
+    l.handle_message(at_ms(0), req.clone(), udp(UAC)).unwrap();
+    let key = match drain(&mut l).1.as_slice() {
+        [Event::Request { key, .. }] => *key,
+        other => panic!("{other:?}"),
+    };
+    l.send_response(at_ms(10), key, response(&req, 200, Some("t")))
+        .unwrap();
+    drain(&mut l);
+    let slack = Duration::from_millis(100);
+    assert_eq!(l.poll_timeout(), Some(at_ms(10 + 32_000)));
+    assert_eq!(l.poll_timeout_coalesced(slack), Some(at_ms(10 + 32_100)));
+    // A client transaction's Timer E is not delayed.
+    let out = request(Method::Options, "z9hG4bKj2", "j2", 1, Transport::Udp);
+    l.send_request(at_ms(31_500), out, udp(UAS)).unwrap();
+    drain(&mut l);
+    assert_eq!(l.poll_timeout_coalesced(slack), Some(at_ms(32_000)));
+    // Fired late, Timer J still ends the transaction.
+    l.handle_timeout(at_ms(10 + 32_100));
+    let (_, evs) = drain(&mut l);
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, Event::Terminated { key: k } if *k == key)));
+    assert_eq!(l.state(key), None);
+}
+
 /// Hostile input: messages lacking what matching needs are errors, and no
 /// mutation of valid messages makes the layer panic.
 #[test]

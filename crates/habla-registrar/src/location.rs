@@ -131,9 +131,11 @@ impl MemoryLocationService {
         persist: impl FnOnce(&Arc<str>, &[Binding]),
     ) -> RegisterDecision {
         let mut guard = self.shard(aor);
-        let shard = &mut *guard;
-        let entry = shard.aors.get(aor);
-        let stored = entry.map_or(&[][..], |a| &a.bindings[..]);
+        let Shard { aors, expiries, .. } = &mut *guard;
+        // One lookup for the decision and the update (a refresh is the
+        // common case).
+        let mut entry = aors.get_mut(aor);
+        let stored = entry.as_ref().map_or(&[][..], |a| &a.bindings[..]);
         // Expiry runs on a timer: stored bindings are usually all live,
         // and then they are decided on where they lie.
         let live;
@@ -147,12 +149,22 @@ impl MemoryLocationService {
         let RegisterDecision::Update { bindings, .. } = &decision else {
             return decision;
         };
-        let key = match entry {
-            Some(entry) => entry.key.clone(),
-            None => Arc::from(aor),
-        };
-        persist(&key, bindings);
-        replace_in(shard, &key, bindings);
+        match (entry.as_mut(), bindings.iter().map(|b| b.expires_at).min()) {
+            (Some(entry), Some(due)) => {
+                persist(&entry.key, bindings);
+                update(entry, expiries, due, bindings);
+            }
+            (Some(entry), None) => {
+                let key = entry.key.clone();
+                persist(&key, bindings);
+                replace_in(&mut guard, &key, bindings);
+            }
+            (None, _) => {
+                let key: Arc<str> = Arc::from(aor);
+                persist(&key, bindings);
+                replace_in(&mut guard, &key, bindings);
+            }
+        }
         decision
     }
 
@@ -199,16 +211,7 @@ fn replace_in(shard: &mut Shard, aor: &Arc<str>, bindings: &[Binding]) {
         return;
     };
     match shard.aors.get_mut(&**aor) {
-        Some(entry) => {
-            if entry.due != due {
-                if let Some(name) = shard.expiries.remove(&(entry.due, entry.serial)) {
-                    shard.expiries.insert((due, entry.serial), name);
-                }
-                entry.due = due;
-            }
-            entry.bindings.clear();
-            entry.bindings.extend_from_slice(bindings);
-        }
+        Some(entry) => update(entry, &mut shard.expiries, due, bindings),
         None => {
             let serial = shard.next_serial;
             shard.next_serial += 1;
@@ -224,6 +227,24 @@ fn replace_in(shard: &mut Shard, aor: &Arc<str>, bindings: &[Binding]) {
             );
         }
     }
+}
+
+/// Makes `bindings` (not empty, the first due at `due`) an existing AOR's
+/// set.
+fn update(
+    entry: &mut Aor,
+    expiries: &mut BTreeMap<(u64, u64), Arc<str>>,
+    due: u64,
+    bindings: &[Binding],
+) {
+    if entry.due != due {
+        if let Some(name) = expiries.remove(&(entry.due, entry.serial)) {
+            expiries.insert((due, entry.serial), name);
+        }
+        entry.due = due;
+    }
+    entry.bindings.clear();
+    entry.bindings.extend_from_slice(bindings);
 }
 
 impl LocationService for MemoryLocationService {

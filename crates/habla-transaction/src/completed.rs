@@ -31,6 +31,7 @@ struct Record<A> {
     id: Option<u64>,
     /// When Timer J fires.
     until: Instant,
+    /// Where its key is in the matching table.
     key: ServerKey,
     /// Where the request came from (where responses go).
     target: Target<A>,
@@ -121,7 +122,7 @@ impl<A> CompletedServers<A> {
         let record = self.queue.get_mut(i)?;
         record.id = None;
         record.last = Bytes::new();
-        Some(record.key.clone())
+        Some(record.key)
     }
 
     /// When the first Timer J fires.

@@ -5,7 +5,9 @@ use crate::build;
 use crate::completed::CompletedServers;
 use crate::config::{Config, Target, Timer};
 use crate::keys::CounterHash;
-use crate::matching::{legacy_matches, ClientKey, LegacyKey, LegacyLookup, ServerKey};
+use crate::matching::{
+    legacy_matches, ClientKey, Found, LegacyKey, LegacyLookup, ServerKey, ServerTable,
+};
 use crate::schedule::Schedule;
 use crate::state::{
     ClientInviteState, ClientNonInviteState, ServerInviteState, ServerNonInviteState, State,
@@ -13,7 +15,6 @@ use crate::state::{
 use crate::Error;
 use bytes::Bytes;
 use habla_message::{Message, Method};
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -323,14 +324,11 @@ pub struct TransactionLayer<A> {
     /// microseconds.
     txs: HashMap<u64, Box<Tx<A>>, CounterHash>,
     clients: HashMap<ClientKey, u64>,
-    servers: HashMap<ServerKey, u64>,
+    servers: ServerTable,
     /// Non-INVITE server transactions matched by branch, in Completed over
     /// an unreliable transport (most of a busy server's transactions):
     /// not in `txs`, kept compactly until Timer J.
     completed: CompletedServers<A>,
-    /// Where a request's server key is written to look it up (reused: a
-    /// lookup allocates nothing).
-    key_octets: Vec<u8>,
     legacy: HashMap<LegacyKey, Vec<u64>>,
     schedule: Schedule,
     out: VecDeque<Output<A>>,
@@ -344,9 +342,8 @@ impl<A: Clone> TransactionLayer<A> {
             next_id: 0,
             txs: HashMap::default(),
             clients: HashMap::new(),
-            servers: HashMap::new(),
+            servers: ServerTable::default(),
             completed: CompletedServers::default(),
-            key_octets: Vec::new(),
             legacy: HashMap::new(),
             schedule: Schedule::default(),
             out: VecDeque::new(),
@@ -709,14 +706,9 @@ impl<A: Clone> TransactionLayer<A> {
         true
     }
 
-    /// Removes `key` from the matching table if it still names `id`.
+    /// Removes `id`'s key from the matching table.
     fn forget_server_key(&mut self, key: ServerKey, id: u64) {
-        // One lookup (a busy server ends one per request answered).
-        if let Entry::Occupied(e) = self.servers.entry(key) {
-            if *e.get() == id {
-                e.remove();
-            }
-        }
+        self.servers.remove(key, id);
     }
 
     /// Sends bytes outside any transaction: the ACK for a 2xx (RFC 3261
@@ -1025,11 +1017,13 @@ impl<A: Clone> TransactionLayer<A> {
         request.cseq()?;
         // RFC 3261 §17.2.3: magic-cookie branch + sent-by + method, or the
         // RFC 2543 rules.
-        let by_branch = ServerKey::write(via, &method, &mut self.key_octets);
-        let found = if by_branch {
-            self.servers.get(&self.key_octets[..]).copied()
-        } else {
-            self.find_legacy(&request, &method, LegacyLookup::Same)?
+        let (by_branch, found) = match self.servers.find(via, &method) {
+            Found::Transaction(id) => (true, Some(id)),
+            Found::Nothing => (true, None),
+            Found::NoBranch => (
+                false,
+                self.find_legacy(&request, &method, LegacyLookup::Same)?,
+            ),
         };
         if let Some(id) = found {
             self.server_retransmission(now, id, request, &method, source);
@@ -1046,7 +1040,7 @@ impl<A: Clone> TransactionLayer<A> {
             return Ok(());
         }
         let index = if by_branch {
-            Index::Server(ServerKey::from_octets(&self.key_octets))
+            Index::Server(self.servers.pending_key())
         } else {
             Index::Legacy(LegacyKey::of(&request)?)
         };
@@ -1119,9 +1113,7 @@ impl<A: Clone> TransactionLayer<A> {
                 .arm_in(&mut self.schedule, Timer::TuGuard, now, t.t1x64());
         }
         match &tx.index {
-            Index::Server(k) => {
-                self.servers.insert(k.clone(), id);
-            }
+            Index::Server(_) => self.servers.insert(id),
             Index::Legacy(k) => self.legacy.entry(k.clone()).or_default().push(id),
             Index::Client(_) => {}
         }
@@ -1237,10 +1229,12 @@ impl<A: Clone> TransactionLayer<A> {
     /// one the CANCEL would match by §17.2.3 if its method were INVITE.
     fn find_cancelled(&mut self, cancel: &Message) -> Result<Option<TransactionKey>, Error> {
         let via = cancel.top_via()?;
-        let id = if ServerKey::write(via, &Method::Invite, &mut self.key_octets) {
-            self.servers.get(&self.key_octets[..]).copied()
-        } else {
-            self.find_legacy(cancel, &Method::Cancel, LegacyLookup::Cancelled)?
+        let id = match self.servers.peek(via, &Method::Invite) {
+            Found::Transaction(id) => Some(id),
+            Found::Nothing => None,
+            Found::NoBranch => {
+                self.find_legacy(cancel, &Method::Cancel, LegacyLookup::Cancelled)?
+            }
         };
         Ok(id
             .filter(|id| {

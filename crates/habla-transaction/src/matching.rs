@@ -3,9 +3,8 @@
 //! the RFC 2543 fallback) and §9.2 (CANCEL to the INVITE it cancels).
 
 use habla_message::{Error as MessageError, Message, Method, Via};
-use std::borrow::Borrow;
-use std::fmt;
-use std::sync::Arc;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, RandomState};
 
 /// RFC 3261 §17.1.3: a response matches a client transaction when the
 /// branch of its top Via and the method of its CSeq equal those of the
@@ -32,66 +31,128 @@ impl ClientKey {
 /// transaction when the branch and sent-by of its top Via equal those of
 /// the creating request, and so does its method, ACK counting as INVITE.
 ///
-/// The key is those four values in one allocation (method, lower-cased
-/// sent-by host, port, branch, separated by spaces, which none of them
-/// holds), shared by the matching table and the transaction: a busy server
-/// keeps one per request answered in the last 32 s (Timer J). A lookup
-/// writes the octets into a reused buffer ([`ServerKey::write`]) and finds
-/// the key by them, without allocating.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ServerKey(Arc<[u8]>);
+/// The table maps those four values, as one run of octets (method,
+/// lower-cased sent-by host, port, branch, separated by spaces, which none
+/// of them holds), to the transaction's id. A lookup writes the octets
+/// into a reused buffer and hashes them once: a new transaction is
+/// inserted with that hash, and removed by its hash and id, without
+/// hashing or reading its key again (a busy server removes one per
+/// request answered, 32 s later, from cold memory).
+#[derive(Debug, Default)]
+pub(crate) struct ServerTable {
+    table: HashTable<(Box<[u8]>, u64)>,
+    /// Keyed: the octets come from the network.
+    hasher: RandomState,
+    /// The octets of the last [`ServerTable::find`], and their hash.
+    pending: Vec<u8>,
+    pending_hash: u64,
+    /// For [`ServerTable::peek`].
+    scratch: Vec<u8>,
+}
 
-impl ServerKey {
-    /// Writes into `buf` the key's octets for a request whose top Via is
-    /// `via`, looked up as `method`. False (and `buf` unspecified) when the
-    /// branch lacks the magic cookie (RFC 2543 peer).
-    pub fn write(via: &Via, method: &Method, buf: &mut Vec<u8>) -> bool {
-        if !via.has_rfc3261_branch() {
-            return false;
+/// Where a server transaction is in the [`ServerTable`]: its key's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerKey(u64);
+
+/// What [`ServerTable::find`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The transaction with this id.
+    Transaction(u64),
+    /// None: [`ServerTable::insert`] adds the key for a new transaction.
+    Nothing,
+    /// The branch lacks the magic cookie (RFC 2543 peer): not matched here.
+    NoBranch,
+}
+
+impl ServerTable {
+    /// Looks up a request whose top Via is `via`, as `method`; its key is
+    /// kept for [`ServerTable::insert`].
+    pub fn find(&mut self, via: &Via, method: &Method) -> Found {
+        if !write(via, method, &mut self.pending) {
+            return Found::NoBranch;
         }
-        let Some(branch) = via.branch() else {
-            return false;
-        };
-        buf.clear();
-        // "except for ACK, where the method of the request that created the
-        // transaction is INVITE" (§17.2.3)
-        let method = match method {
-            Method::Ack => Method::Invite.as_str(),
-            m => m.as_str(),
-        };
-        buf.extend_from_slice(method.as_bytes());
-        buf.push(b' ');
-        // Host names compare case-insensitively.
-        buf.extend(via.host().as_str().bytes().map(|b| b.to_ascii_lowercase()));
-        buf.push(b' ');
-        if let Some(port) = via.port() {
-            buf.extend_from_slice(
-                habla_message::Decimal::new(u64::from(port))
-                    .as_str()
-                    .as_bytes(),
-            );
+        self.pending_hash = self.hasher.hash_one(&self.pending[..]);
+        match lookup(&self.table, self.pending_hash, &self.pending) {
+            Some(id) => Found::Transaction(id),
+            None => Found::Nothing,
         }
-        buf.push(b' ');
-        buf.extend_from_slice(branch.as_bytes());
-        true
     }
 
-    /// The key whose octets [`ServerKey::write`] wrote.
-    pub fn from_octets(octets: &[u8]) -> ServerKey {
-        ServerKey(Arc::from(octets))
+    /// [`ServerTable::find`] leaving the pending key alone (a CANCEL looks
+    /// for its INVITE before its own transaction is inserted).
+    pub fn peek(&mut self, via: &Via, method: &Method) -> Found {
+        if !write(via, method, &mut self.scratch) {
+            return Found::NoBranch;
+        }
+        let hash = self.hasher.hash_one(&self.scratch[..]);
+        match lookup(&self.table, hash, &self.scratch) {
+            Some(id) => Found::Transaction(id),
+            None => Found::Nothing,
+        }
+    }
+
+    /// Where [`ServerTable::insert`] will put the key of the last
+    /// [`ServerTable::find`].
+    pub fn pending_key(&self) -> ServerKey {
+        ServerKey(self.pending_hash)
+    }
+
+    /// Adds the key of the last [`ServerTable::find`] (which found
+    /// nothing) for transaction `id`.
+    pub fn insert(&mut self, id: u64) {
+        let hasher = &self.hasher;
+        self.table.insert_unique(
+            self.pending_hash,
+            (Box::from(&self.pending[..]), id),
+            |(octets, _)| hasher.hash_one(&octets[..]),
+        );
+    }
+
+    /// Removes transaction `id`'s key.
+    pub fn remove(&mut self, key: ServerKey, id: u64) {
+        if let Ok(entry) = self.table.find_entry(key.0, |&(_, i)| i == id) {
+            entry.remove();
+        }
     }
 }
 
-impl Borrow<[u8]> for ServerKey {
-    fn borrow(&self) -> &[u8] {
-        &self.0
-    }
+fn lookup(table: &HashTable<(Box<[u8]>, u64)>, hash: u64, octets: &[u8]) -> Option<u64> {
+    table.find(hash, |(k, _)| **k == *octets).map(|&(_, id)| id)
 }
 
-impl fmt::Debug for ServerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ServerKey({:?})", String::from_utf8_lossy(&self.0))
+/// Writes into `buf` the key's octets for a request whose top Via is
+/// `via`, looked up as `method`. False (and `buf` unspecified) when the
+/// branch lacks the magic cookie (RFC 2543 peer).
+fn write(via: &Via, method: &Method, buf: &mut Vec<u8>) -> bool {
+    if !via.has_rfc3261_branch() {
+        return false;
     }
+    let Some(branch) = via.branch() else {
+        return false;
+    };
+    buf.clear();
+    // "except for ACK, where the method of the request that created the
+    // transaction is INVITE" (§17.2.3)
+    let method = match method {
+        Method::Ack => Method::Invite.as_str(),
+        m => m.as_str(),
+    };
+    buf.extend_from_slice(method.as_bytes());
+    buf.push(b' ');
+    // Host names compare case-insensitively.
+    buf.extend(via.host().as_str().bytes().map(|b| b.to_ascii_lowercase()));
+    buf.push(b' ');
+    if let Some(port) = via.port() {
+        buf.extend_from_slice(
+            habla_message::Decimal::new(u64::from(port))
+                .as_str()
+                .as_bytes(),
+        );
+    }
+    buf.push(b' ');
+    buf.extend_from_slice(branch.as_bytes());
+    true
 }
 
 /// The bucket of the RFC 2543 fallback (§17.2.3): Call-ID, CSeq number and
@@ -166,5 +227,81 @@ pub(crate) fn legacy_matches(
                 && original.cseq().is_ok_and(|c| &c.method == m)
         }
         (LegacyLookup::Cancelled, _) => *orig_method == Method::Invite && to_tag == orig_to_tag,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use habla_message::Limits;
+
+    fn request(method: &str, via: &str) -> Message {
+        let text = format!(
+            "{method} sip:a@example.org SIP/2.0\r\nVia: {via}\r\n\
+             CSeq: 1 {method}\r\nCall-ID: c\r\nFrom: <sip:b@example.org>;tag=1\r\n\
+             To: <sip:a@example.org>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse_lazy(bytes::Bytes::from(text), &Limits::default()).unwrap()
+    }
+
+    fn find(t: &mut ServerTable, m: &Message, method: Method) -> Found {
+        t.find(m.top_via().unwrap(), &method)
+    }
+
+    #[test]
+    fn keys_match_by_branch_sent_by_and_method_and_leave_by_id() {
+        let mut t = ServerTable::default();
+        let reg = request("REGISTER", "SIP/2.0/UDP Host.example:5060;branch=z9hG4bK1");
+        assert_eq!(find(&mut t, &reg, Method::Register), Found::Nothing);
+        let key = t.pending_key();
+        t.insert(7);
+        // Host case aside, the same key.
+        let again = request("REGISTER", "SIP/2.0/UDP host.EXAMPLE:5060;branch=z9hG4bK1");
+        assert_eq!(
+            find(&mut t, &again, Method::Register),
+            Found::Transaction(7)
+        );
+        // Another port, branch or method: another transaction.
+        for (m, method) in [
+            (
+                request("REGISTER", "SIP/2.0/UDP host.example:5070;branch=z9hG4bK1"),
+                Method::Register,
+            ),
+            (
+                request("REGISTER", "SIP/2.0/UDP host.example:5060;branch=z9hG4bK2"),
+                Method::Register,
+            ),
+            (
+                request("OPTIONS", "SIP/2.0/UDP host.example:5060;branch=z9hG4bK1"),
+                Method::Options,
+            ),
+        ] {
+            assert_eq!(find(&mut t, &m, method), Found::Nothing);
+        }
+        // An INVITE, then its ACK (matched as INVITE), found by peek
+        // without disturbing the pending key.
+        let invite = request("INVITE", "SIP/2.0/UDP host.example;branch=z9hG4bK3");
+        assert_eq!(find(&mut t, &invite, Method::Invite), Found::Nothing);
+        t.insert(8);
+        let options = request("OPTIONS", "SIP/2.0/UDP host.example;branch=z9hG4bK4");
+        assert_eq!(find(&mut t, &options, Method::Options), Found::Nothing);
+        assert_eq!(
+            t.peek(invite.top_via().unwrap(), &Method::Ack),
+            Found::Transaction(8)
+        );
+        t.insert(9);
+        assert_eq!(
+            find(&mut t, &options, Method::Options),
+            Found::Transaction(9)
+        );
+        // An RFC 2543 branch is not matched here.
+        let old = request("INVITE", "SIP/2.0/UDP host.example;branch=1");
+        assert_eq!(find(&mut t, &old, Method::Invite), Found::NoBranch);
+        // Removal needs the id too: a wrong id leaves the key.
+        t.remove(key, 99);
+        assert_eq!(find(&mut t, &reg, Method::Register), Found::Transaction(7));
+        t.remove(key, 7);
+        assert_eq!(find(&mut t, &reg, Method::Register), Found::Nothing);
+        assert_eq!(t.table.len(), 2);
     }
 }

@@ -417,19 +417,10 @@ fn commit_loop(
     loop {
         let group = {
             let mut s = relock(&queue.staged);
-            while s.changes.is_empty() && !s.closed {
-                s.idle = true;
-                s = queue.signal.wait(s).unwrap_or_else(|p| p.into_inner());
-            }
-            s.idle = false;
-            if s.changes.is_empty() {
-                // Closed, nothing left.
-                s.stopped = true;
-                queue.signal.notify_all();
-                return;
-            }
-            // Within a window of the last commit: wait for its end (more
-            // changes join meanwhile), unless told to hurry.
+            // Within a window of the last commit: wait for its end (changes
+            // join meanwhile), unless told to hurry. Not marked idle, so
+            // staging does not wake it: under load it wakes once per
+            // commit, when the window ends, and finds the next group.
             if let Some(due) = last_commit.map(|t| t + window) {
                 while !s.urgent && !s.closed {
                     let left = due.saturating_duration_since(Instant::now());
@@ -442,6 +433,19 @@ fn commit_loop(
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
+            }
+            // Nothing came: sleep until something does (then, the window
+            // long past, it is committed at once).
+            while s.changes.is_empty() && !s.closed {
+                s.idle = true;
+                s = queue.signal.wait(s).unwrap_or_else(|p| p.into_inner());
+            }
+            s.idle = false;
+            if s.changes.is_empty() {
+                // Closed, nothing left.
+                s.stopped = true;
+                queue.signal.notify_all();
+                return;
             }
             s.urgent = false;
             s.writing = true;

@@ -229,6 +229,30 @@ pub fn process_register_from(
             "the To header must hold a SIP or SIPS address-of-record",
         );
     };
+    process_register_as(cfg, now, req, &aor, current, source)
+}
+
+/// [`process_register_from`] for a REGISTER whose address-of-record the
+/// caller has already taken from its To header with [`address_of_record`]
+/// (to lock it, to check its domain): `aor`.
+pub fn process_register_as(
+    cfg: &RegistrarConfig,
+    now: u64,
+    req: &Message,
+    aor: &str,
+    current: &[Binding],
+    source: Option<&str>,
+) -> Result<RegisterDecision, RegistrarError> {
+    if req.method() != Some(&Method::Register) {
+        return Err(RegistrarError::NotRegister);
+    }
+    debug_assert_eq!(
+        req.to()
+            .ok()
+            .and_then(|t| address_of_record(t.uri()))
+            .as_deref(),
+        Some(aor)
+    );
     let call_id: &str = match req.call_id() {
         Ok(c) => c,
         Err(e) => return reject(400, e.to_string()),
@@ -262,7 +286,7 @@ pub fn process_register_from(
     if contacts.is_empty() {
         return Ok(RegisterDecision::Fetch {
             contacts: contact_values(&live, now),
-            aor,
+            aor: aor.to_owned(),
         });
     }
 
@@ -281,7 +305,7 @@ pub fn process_register_from(
             }
         }
         return Ok(RegisterDecision::Update {
-            aor,
+            aor: aor.to_owned(),
             bindings: Vec::new(),
             contacts: Vec::new(),
         });
@@ -392,7 +416,7 @@ pub fn process_register_from(
     Ok(RegisterDecision::Update {
         contacts: contact_values(&bindings, now),
         bindings,
-        aor,
+        aor: aor.to_owned(),
     })
 }
 

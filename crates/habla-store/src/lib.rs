@@ -566,7 +566,23 @@ fn load(conn: &Connection, memory: &MemoryLocationService, now: u64) -> rusqlite
 }
 
 fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    // BEGIN and COMMIT as cached statements: parsing them again for every
+    // group (what `Connection::transaction` does) cost ~1,000 instructions
+    // per REGISTER at 16 a group.
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let written = write_changes(conn, group).and_then(|()| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    });
+    if written.is_err() && !conn.is_autocommit() {
+        let _ = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut r| r.execute([]));
+    }
+    written
+}
+
+fn write_changes(tx: &Connection, group: &[Change]) -> rusqlite::Result<()> {
     {
         let mut delete = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
         let mut upsert = tx.prepare_cached(UPSERT)?;
@@ -588,7 +604,7 @@ fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> 
             ])?;
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 /// A subscriber: digest HA1 hashes (RFC 3261 §22.4, RFC 8760), never the

@@ -597,3 +597,37 @@ fn an_unreadable_row_is_skipped_and_the_rest_loads() {
     assert!(store.lookup("sip:judy@example.org", NOW).is_empty());
     assert!(store.lookup("sip:ken@example.org", NOW).is_empty());
 }
+
+/// A group the database refuses is reported to each of its REGISTERs (so
+/// that they are answered 503, not 200) and leaves no transaction open:
+/// the next group is written.
+#[test]
+fn a_refused_group_is_reported_and_the_next_one_is_written() {
+    let db = temp_db("refused");
+    let cfg = StoreConfig::new(&db);
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    // Another connection makes the database refuse one AOR's row.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON registrations
+             WHEN NEW.aor = 'sip:mallory@example.org'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+    let req = register("mallory", 1);
+    let aor = address_of_record(req.to().unwrap().uri()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    store.register(
+        &aor,
+        NOW,
+        &mut |current| process_register(&RegistrarConfig::default(), NOW, &req, current).unwrap(),
+        Box::new(move |r| tx.send(r).unwrap()),
+    );
+    assert!(rx.recv().unwrap().is_err(), "the refusal is reported");
+    register_durably(&store, "alice", 1);
+    drop(store);
+    let store = SqliteLocationService::open(&cfg, NOW).unwrap();
+    assert_eq!(store.lookup("sip:alice@example.org", NOW).len(), 1);
+    assert!(store.lookup("sip:mallory@example.org", NOW).is_empty());
+}

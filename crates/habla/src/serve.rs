@@ -11,7 +11,7 @@ use habla_proxy::{
     ProxyConfig,
 };
 use habla_registrar::{
-    address_of_record, process_register_from, LocationService, RegisterDecision, RegistrarConfig,
+    address_of_record, process_register_as, LocationService, RegisterDecision, RegistrarConfig,
 };
 use habla_store::{Durability, SqliteLocationService, StoreConfig, UserStore};
 use habla_tokio::{
@@ -1299,7 +1299,7 @@ impl Server {
             &aor,
             now,
             &mut |current| {
-                let decision = process_register_from(&cfg, now, req, current, Some(&source))
+                let decision = process_register_as(&cfg, now, req, &aor, current, Some(&source))
                     .unwrap_or_else(|e| {
                         RegisterDecision::Reject(habla_registrar::Rejection {
                             code: 500,
@@ -1399,8 +1399,14 @@ Contact: <sip:bob@192.0.2.4:5062>\r\n\
 Content-Length: 0\r\n\r\n",
         ))
         .unwrap();
-        let decision =
-            process_register_from(&RegistrarConfig::default(), 1_000, &req, &[], None).unwrap();
+        let decision = habla_registrar::process_register_from(
+            &RegistrarConfig::default(),
+            1_000,
+            &req,
+            &[],
+            None,
+        )
+        .unwrap();
         let made =
             habla_registrar::response(&req, &decision, "t0", "Thu, 01 Jan 1970 00:16:40 GMT");
         let e = habla_registrar::LocationError::Storage("disk full".into());

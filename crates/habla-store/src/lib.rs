@@ -11,7 +11,7 @@
 //!
 //! A commit of one row costs ~16 µs of CPU (the WAL append and its locks);
 //! of 32 rows, ~2 µs a row. So commits are spaced by at least
-//! [`StoreConfig::commit_window`] (2 ms): a change staged within a window
+//! [`StoreConfig::commit_window`] (5 ms): a change staged within a window
 //! of the last commit waits for the window's end, with the others staged
 //! meanwhile; one staged after a quiet spell is committed at once. Under
 //! load a REGISTER waits at most a window longer for its 200, and the
@@ -105,7 +105,7 @@ impl StoreConfig {
             path: path.into(),
             durability: Durability::default(),
             queue: 16_384,
-            commit_window: Duration::from_millis(2),
+            commit_window: Duration::from_millis(5),
             acknowledge: None,
         }
     }

@@ -66,7 +66,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             path: PathBuf::from("habla.db"),
             durability: "process".into(),
-            commit_window_ms: 2,
+            commit_window_ms: 5,
         }
     }
 }

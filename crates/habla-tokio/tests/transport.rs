@@ -753,3 +753,53 @@ async fn requests_that_waited_in_the_socket_too_long_are_shed() {
     assert_eq!(server.stats().overload_rejections, 1);
     server.shutdown().await;
 }
+
+/// A timer armed while the shard's timer task sleeps toward a later
+/// deadline does not wake it (the task looks again at least every 50 ms)
+/// and still fires on time: Timer E of a request sent while another
+/// transaction's Timer K (5 s) is the only deadline.
+#[tokio::test]
+async fn a_timer_armed_before_the_next_deadline_fires_on_time() {
+    let answering = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut client = Endpoint::bind(loopback_config(), Default::default())
+        .await
+        .unwrap();
+    let to = |s: &UdpSocket| s.local_addr().unwrap();
+    // A request answered at once: its transaction waits out Timer K.
+    client
+        .handle()
+        .send_request(
+            tu_request(Method::Options, &format!("sip:a@{}", to(&answering)), 0),
+            Destination::Address(Transport::Udp, to(&answering)),
+        )
+        .await
+        .unwrap();
+    let bytes = recv_datagram(&answering).await;
+    let req = parse(&bytes);
+    let ok = req.response(200).build().unwrap().to_bytes();
+    let back = habla_tokio::via::response_destination(req.top_via().unwrap(), to(&answering));
+    answering.send_to(&ok, back).await.unwrap();
+    within("the 200", client.recv()).await.unwrap();
+    // Past the first request's (disarmed) Timer E, the task sleeps toward
+    // Timer K. Then a request nobody answers: Timer E (500 ms) resends it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    client
+        .handle()
+        .send_request(
+            tu_request(Method::Options, &format!("sip:s@{}", to(&silent)), 0),
+            Destination::Address(Transport::Udp, to(&silent)),
+        )
+        .await
+        .unwrap();
+    let first = recv_datagram(&silent).await;
+    let sent = std::time::Instant::now();
+    let again = within("the retransmission", recv_datagram(&silent)).await;
+    let after = sent.elapsed();
+    assert_eq!(again, first);
+    assert!(
+        (Duration::from_millis(450)..Duration::from_millis(800)).contains(&after),
+        "Timer E fired after {after:?}, not ~500 ms"
+    );
+    client.shutdown().await;
+}

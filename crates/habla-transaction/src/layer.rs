@@ -378,7 +378,9 @@ impl<A: Clone> TransactionLayer<A> {
 
     /// The request that created a live transaction. Not kept by a server
     /// transaction for a non-INVITE request with an RFC 3261 branch, nor
-    /// by any server transaction once it has sent its final response.
+    /// by any server transaction once it has sent its final response, nor
+    /// by a non-INVITE client transaction once it has received one (an
+    /// INVITE's stays for the TU's ACK of a 2xx, RFC 3261 §13.2.2.4).
     pub fn request(&self, key: TransactionKey) -> Option<&Message> {
         self.txs.get(&key.0).and_then(|tx| tx.request.as_deref())
     }
@@ -969,7 +971,10 @@ impl<A: Clone> TransactionLayer<A> {
                 }
                 _ => to_tu = false,
             },
-            Machine::ClientNonInvite { state, .. } => match (*state, code) {
+            Machine::ClientNonInvite {
+                state,
+                request: sent,
+            } => match (*state, code) {
                 (ClientNonInviteState::Trying | ClientNonInviteState::Proceeding, 100..=199) => {
                     // RFC 3261 §17.1.2.2: to Proceeding (Timer E keeps
                     // running; it will fire every T2).
@@ -981,6 +986,11 @@ impl<A: Clone> TransactionLayer<A> {
                     tx.slots.disarm(sched, Timer::E);
                     tx.slots.disarm(sched, Timer::F);
                     *state = ClientNonInviteState::Completed;
+                    // Completed only absorbs retransmitted responses: the
+                    // request (a copy and its bytes) is freed now, by the
+                    // thread that has just touched it, not T4 later.
+                    tx.request = None;
+                    *sent = Bytes::new();
                     if tx.reliable {
                         fate = Fate::Ends;
                     } else {

@@ -168,6 +168,7 @@ fn non_invite_proceeding_retransmits_every_t2_then_timer_k() {
     // E was armed at 1500 (interval 1 s) before the 1xx; then every T2.
     let (txs, _) = run_timers(&mut l, 10_000);
     assert_eq!(times(&txs), vec![1500, 5500, 9500]);
+    assert!(l.request(key).is_some());
     let ok = response(&req, 200, Some("b"));
     l.handle_message(at_ms(10_000), ok.clone(), udp(UAS))
         .unwrap();
@@ -175,6 +176,9 @@ fn non_invite_proceeding_retransmits_every_t2_then_timer_k() {
     assert!(
         matches!(&ev[..], [Event::Response { response, .. }] if response.status() == Some(200))
     );
+    // Completed keeps nothing of the request (it lives T4 for every
+    // request a proxy forwards over UDP).
+    assert!(l.request(key).is_none());
     // Retransmitted 200: absorbed.
     l.handle_message(at_ms(10_100), ok, udp(UAS)).unwrap();
     assert!(drain(&mut l).1.is_empty());

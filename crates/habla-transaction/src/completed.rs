@@ -119,6 +119,12 @@ impl<A> CompletedServers<A> {
     pub fn remove(&mut self, id: u64) -> Option<ServerKey> {
         let seq = self.ids.remove(&id)?;
         let i = usize::try_from(seq - self.front).ok()?;
+        if i + 1 == self.queue.len() {
+            // The newest (a send of its final response failed): gone now,
+            // so that failing sends cannot pile up records the limit on
+            // transactions no longer counts.
+            return self.queue.pop_back().map(|r| r.key);
+        }
         let record = self.queue.get_mut(i)?;
         record.id = None;
         record.last = Bytes::new();

@@ -1017,12 +1017,22 @@ fn a_completed_server_transaction_ends_early_on_a_transport_error_or_the_tus_wor
     assert_eq!(tx.len(), 1);
     assert_eq!(tx[0].destination, udp(UAC));
     assert_eq!(parse(&tx[0].bytes).status(), Some(200));
-    // Timer J ends c alone (a's and b's records are skipped), then the two
-    // new transactions time out with the TU guard (nobody answered them).
+    // The newest completed one, d, fails at once: gone too.
+    let (req_d, d) = answer(&mut l, "z9hG4bKcd", 60);
+    l.handle_transport_error(at_ms(61), d);
+    assert_eq!(drain(&mut l).1.len(), 2);
+    assert_eq!(l.state(d), None);
+    l.handle_message(at_ms(62), req_d, udp(UAC)).unwrap();
+    assert!(matches!(
+        drain(&mut l).1.as_slice(),
+        [Event::Request { .. }]
+    ));
+    // Timer J ends c alone (a's and b's records are skipped), then the
+    // three new transactions time out with the TU guard (nobody answered).
     let (_, evs) = run_timers(&mut l, 100_000);
     assert_eq!(
         terminated(&evs),
-        vec![20 + 1 + 32_000, 40 + 32_000, 40 + 32_000]
+        vec![20 + 1 + 32_000, 40 + 32_000, 40 + 32_000, 62 + 32_000]
     );
     assert!(l.is_empty());
 }

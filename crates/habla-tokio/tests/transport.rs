@@ -766,15 +766,21 @@ async fn a_timer_armed_before_the_next_deadline_fires_on_time() {
         .await
         .unwrap();
     let to = |s: &UdpSocket| s.local_addr().unwrap();
+    let handle = client.handle();
+    let options_to = |peer: std::net::SocketAddr| {
+        let handle = handle.clone();
+        async move {
+            handle
+                .send_request(
+                    tu_request(Method::Options, &format!("sip:a@{peer}"), 0),
+                    Destination::Address(Transport::Udp, peer),
+                )
+                .await
+                .unwrap()
+        }
+    };
     // A request answered at once: its transaction waits out Timer K.
-    client
-        .handle()
-        .send_request(
-            tu_request(Method::Options, &format!("sip:a@{}", to(&answering)), 0),
-            Destination::Address(Transport::Udp, to(&answering)),
-        )
-        .await
-        .unwrap();
+    options_to(to(&answering)).await;
     let bytes = recv_datagram(&answering).await;
     let req = parse(&bytes);
     let ok = req.response(200).build().unwrap().to_bytes();
@@ -784,14 +790,7 @@ async fn a_timer_armed_before_the_next_deadline_fires_on_time() {
     // Past the first request's (disarmed) Timer E, the task sleeps toward
     // Timer K. Then a request nobody answers: Timer E (500 ms) resends it.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    client
-        .handle()
-        .send_request(
-            tu_request(Method::Options, &format!("sip:s@{}", to(&silent)), 0),
-            Destination::Address(Transport::Udp, to(&silent)),
-        )
-        .await
-        .unwrap();
+    options_to(to(&silent)).await;
     let first = recv_datagram(&silent).await;
     let sent = std::time::Instant::now();
     let again = within("the retransmission", recv_datagram(&silent)).await;

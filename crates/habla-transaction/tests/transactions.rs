@@ -53,6 +53,16 @@ fn response(req: &Message, code: u16, tag: Option<&str>) -> Message {
     b.build().unwrap()
 }
 
+/// Hands `req` (from the UAC, over UDP) to the layer at `at` ms; returns
+/// the server transaction it created.
+fn received(l: &mut Layer, at: u64, req: &Message) -> TransactionKey {
+    l.handle_message(at_ms(at), req.clone(), udp(UAC)).unwrap();
+    match drain(l).1.as_slice() {
+        [Event::Request { key, .. }] => *key,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn is_timeout(e: &Event<Addr>, timer: Timer) -> bool {
     matches!(e, Event::Timeout { timer: t, .. } if *t == timer)
 }
@@ -961,11 +971,7 @@ fn a_completed_server_transaction_ends_early_on_a_transport_error_or_the_tus_wor
     let mut l = layer();
     let answer = |l: &mut Layer, branch: &str, at: u64| {
         let req = request(Method::Message, branch, "m1", 1, Transport::Udp);
-        l.handle_message(at_ms(at), req.clone(), udp(UAC)).unwrap();
-        let key = match drain(l).1.as_slice() {
-            [Event::Request { key, .. }] => *key,
-            other => panic!("{other:?}"),
-        };
+        let key = received(l, at, &req);
         l.send_response(at_ms(at + 1), key, response(&req, 200, Some("t")))
             .unwrap();
         let (tx, _) = drain(l);
@@ -1047,12 +1053,7 @@ fn completed_transactions_resend_their_own_response_byte_for_byte() {
     for (i, body) in [10, 70_000, 10, 300].into_iter().enumerate() {
         let branch = format!("z9hG4bKr{i}");
         let req = request(Method::Message, &branch, "r1", 1, Transport::Udp);
-        l.handle_message(at_ms(i as u64), req.clone(), udp(UAC))
-            .unwrap();
-        let key = match drain(&mut l).1.as_slice() {
-            [Event::Request { key, .. }] => *key,
-            other => panic!("{other:?}"),
-        };
+        let key = received(&mut l, i as u64, &req);
         let mut bytes = response(&req, 200, Some("t")).to_bytes().to_vec();
         bytes.extend(std::iter::repeat_n(b'a' + i as u8, body));
         l.send_response_bytes(at_ms(i as u64), key, 200, Bytes::from(bytes.clone()))
@@ -1083,11 +1084,7 @@ fn timer_j_never_fires_early_when_the_clock_steps_back() {
             1,
             Transport::Udp,
         );
-        l.handle_message(at_ms(0), req.clone(), udp(UAC)).unwrap();
-        let key = match drain(&mut l).1.as_slice() {
-            [Event::Request { key, .. }] => *key,
-            other => panic!("{other:?}"),
-        };
+        let key = received(&mut l, 0, &req);
         l.send_response(at_ms(at), key, response(&req, 200, Some("t")))
             .unwrap();
         drain(&mut l);
@@ -1102,11 +1099,7 @@ fn timer_j_never_fires_early_when_the_clock_steps_back() {
 fn timer_j_may_be_coalesced_other_timers_not() {
     let mut l = layer();
     let req = request(Method::Register, "z9hG4bKj1", "j1", 1, Transport::Udp);
-    l.handle_message(at_ms(0), req.clone(), udp(UAC)).unwrap();
-    let key = match drain(&mut l).1.as_slice() {
-        [Event::Request { key, .. }] => *key,
-        other => panic!("{other:?}"),
-    };
+    let key = received(&mut l, 0, &req);
     l.send_response(at_ms(10), key, response(&req, 200, Some("t")))
         .unwrap();
     drain(&mut l);

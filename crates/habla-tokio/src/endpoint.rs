@@ -6,7 +6,7 @@
 use crate::core::{Inbound, Io, Shard, ShardHandle, Shards, TransactionUser};
 use crate::flow::Flow;
 use crate::stats::StatsSnapshot;
-use crate::transport::{run_tcp_listener, run_udp, wake_udp, Shared};
+use crate::transport::{run_tcp_listener, run_udp, wake_udp, Shared, UdpHelpers};
 use crate::{Destination, Error, ListenPoint, TransportConfig};
 use habla_message::Message;
 use habla_transaction::{Config, Event, TransactionKey, Transport};
@@ -276,17 +276,19 @@ async fn start<U: TransactionUser>(
     let mut handles = Vec::new();
     let mut udp_threads = Vec::new();
     for (local, socket) in &udp {
+        let helpers = Arc::new(UdpHelpers::default());
         for t in 0..threads {
-            let (socket, local, shared, inbound, runtime) = (
+            let (socket, local, shared, inbound, runtime, helpers) = (
                 socket.clone(),
                 *local,
                 shared.clone(),
                 inbound.clone(),
                 runtime.clone(),
+                helpers.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name(format!("habla-udp-{}-{t}", local.port()))
-                .spawn(move || run_udp(socket, local, shared, inbound, runtime));
+                .spawn(move || run_udp(socket, local, shared, inbound, runtime, helpers, t == 0));
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => {

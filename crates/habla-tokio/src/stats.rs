@@ -30,6 +30,9 @@ macro_rules! counters {
 counters! {
     /// Datagrams received (all UDP sockets).
     datagrams_received,
+    /// Batches of datagrams read by a socket's helper threads (called in
+    /// when its first thread takes a full batch: a backlog).
+    udp_helper_batches,
     /// Datagrams that were only CR/LF (keep-alives), ignored.
     datagram_keepalives,
     /// Messages received over streams.

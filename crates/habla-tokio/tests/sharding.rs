@@ -423,3 +423,44 @@ proptest! {
         }
     }
 }
+
+/// A burst larger than one read of the socket: the first receive thread
+/// takes a full batch and calls the socket's other threads in, which read
+/// without blocking until the socket is empty; every request is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_calls_the_other_receive_threads_in() {
+    // (One receive thread per shard.)
+    let (server, _) = start_server().await;
+    let udp = server.local_addr(Transport::Udp).unwrap();
+    let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let me = sock.local_addr().unwrap();
+    // (Small enough for the sockets' buffers; answers read as they come.)
+    const BURST: usize = 120;
+    let reader = {
+        let sock = sock.clone();
+        tokio::spawn(async move {
+            let mut answered = 0;
+            while answered < BURST {
+                let m = parse(&within("a 200", recv_datagram(&sock)).await);
+                if m.status() == Some(200) {
+                    answered += 1;
+                }
+            }
+        })
+    };
+    for n in 0..BURST {
+        let via = format!("SIP/2.0/UDP {me};branch=z9hG4bKburst{n}");
+        sock.send_to(
+            raw("OPTIONS", &via, &format!("burst{n}"), 1, "").as_bytes(),
+            udp,
+        )
+        .await
+        .unwrap();
+    }
+    reader.await.unwrap();
+    assert!(
+        server.stats().udp_helper_batches > 0,
+        "the helper thread never read: {:?}",
+        server.stats()
+    );
+}

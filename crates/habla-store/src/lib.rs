@@ -582,27 +582,25 @@ fn write_group(conn: &mut Connection, group: &[Change]) -> rusqlite::Result<()> 
     written
 }
 
-fn write_changes(tx: &Connection, group: &[Change]) -> rusqlite::Result<()> {
-    {
-        let mut delete = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
-        let mut upsert = tx.prepare_cached(UPSERT)?;
-        let mut value = Vec::with_capacity(512);
-        // Every change in order (a later one of the same AOR replaces the
-        // row again: rare, and cheaper than finding them in a group that
-        // may hold thousands under overload).
-        for change in group {
-            if change.bindings.is_empty() {
-                delete.execute([&*change.aor])?;
-                continue;
-            }
-            value.clear();
-            codec::encode(&change.bindings, &mut value);
-            upsert.execute(params![
-                &*change.aor,
-                last_expiry(&change.bindings),
-                &value[..]
-            ])?;
+fn write_changes(conn: &Connection, group: &[Change]) -> rusqlite::Result<()> {
+    let mut delete = conn.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
+    let mut upsert = conn.prepare_cached(UPSERT)?;
+    let mut value = Vec::with_capacity(512);
+    // Every change in order (a later one of the same AOR replaces the
+    // row again: rare, and cheaper than finding them in a group that
+    // may hold thousands under overload).
+    for change in group {
+        if change.bindings.is_empty() {
+            delete.execute([&*change.aor])?;
+            continue;
         }
+        value.clear();
+        codec::encode(&change.bindings, &mut value);
+        upsert.execute(params![
+            &*change.aor,
+            last_expiry(&change.bindings),
+            &value[..]
+        ])?;
     }
     Ok(())
 }
